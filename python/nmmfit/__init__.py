@@ -4,6 +4,6 @@ from ._ext import HAS_EXTENSION, build_info
 from ._inputs import SimOutput
 from .presets import PARAM_NAMES, PRESETS, STATE_NAMES, Preset, get_preset
 from .reference import simulate_ref
-from .ops import simulate
+from .ops import noise, simulate
 
 __version__ = "0.1.0"

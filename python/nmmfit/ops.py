@@ -1,12 +1,111 @@
-"""Public simulation entry point: the compiled kernels when built, the reference otherwise."""
+"""The compiled ops behind :func:`simulate` and :func:`noise`: fake kernels, autograd, dispatch.
+
+``torch.ops.nmmfit.simulate`` runs the fused forward time loop and returns, besides BOLD, the
+recorded E/I and the final state, the state checkpoints every ``checkpoint_every`` steps
+(``[B, n_seg, 6, N]``). Its backward is ``torch.ops.nmmfit.simulate_backward``: a reverse walk over
+the checkpoint segments that recomputes each segment (the Philox noise is a pure function of
+(seed, stream, step, node), so it is re-drawn, never stored) and runs the exact discrete adjoint.
+Memory of a gradient is O(n_steps / K + K) states per simulation.
+"""
 from __future__ import annotations
 
-from ._ext import HAS_EXTENSION, warn_fallback
+import math
+
+import torch
+
+from ._ext import HAS_EXTENSION, build_info, warn_fallback
 from ._inputs import SimOutput, prepare_inputs
+from .philox import noise_ref
 from .reference import simulate_ref
 
+if HAS_EXTENSION:
 
-def simulate(W, params=None, state0=None, n_steps=1, **kwargs) -> SimOutput:
-    """Same signature and result as :func:`nmmfit.simulate_ref`."""
-    warn_fallback()
-    return simulate_ref(W, params, state0, n_steps, **kwargs)
+    @torch.library.register_fake("nmmfit::simulate")
+    def _simulate_fake(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample, record_every,
+                       checkpoint_every, noise, switches, scalars):
+        B, _, N = params.shape
+        R = n_steps // record_every if record_every > 0 else 0
+        n_seg = math.ceil(n_steps / min(checkpoint_every, n_steps))
+        return (params.new_empty(B, n_steps // steps_per_sample, N), params.new_empty(B, R, N),
+                params.new_empty(B, R, N), params.new_empty(B, 6, N), params.new_empty(B, n_seg, 6, N))
+
+    @torch.library.register_fake("nmmfit::simulate_backward")
+    def _simulate_backward_fake(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints, *rest):
+        return torch.empty_like(W), torch.empty_like(params), torch.empty_like(params)
+
+    @torch.library.register_fake("nmmfit::noise")
+    def _noise_fake(seed, stream, N, n_steps, step_offset, dtype):
+        return stream.new_empty(stream.shape[0], n_steps, 2, N, dtype=dtype)
+
+    def _setup_context(ctx, inputs, output):
+        W, params, state0, stream, *config = inputs
+        ctx.save_for_backward(W, params, stream, output[4])
+        ctx.config = config
+
+    def _simulate_backward(ctx, grad_bold, grad_E_rec, grad_I_rec, grad_state, grad_checkpoints):
+        W, params, stream, checkpoints = ctx.saved_tensors
+        grad_W, grad_params, grad_state0 = torch.ops.nmmfit.simulate_backward(
+            grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints, *ctx.config,
+            ctx.needs_input_grad[0])
+        return (grad_W if ctx.needs_input_grad[0] else None, grad_params, grad_state0) + (None,) * (1 + len(ctx.config))
+
+    torch.library.register_autograd("nmmfit::simulate", _simulate_backward, setup_context=_setup_context)
+
+
+def _require_kernel(device: torch.device) -> bool:
+    """True when the compiled op can run on ``device``; warns once and returns False without the extension."""
+    if not HAS_EXTENSION:
+        warn_fallback()
+        return False
+    if device.type == "cuda" and not build_info()["cuda"]:
+        raise RuntimeError("nmmfit: the extension was not compiled with CUDA (torch is a CPU build or no CUDA "
+                           "toolkit was found at build time); pass CPU tensors or use nmmfit.simulate_ref")
+    if device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"nmmfit: no kernel for device {device}; use nmmfit.simulate_ref")
+    return True
+
+
+def simulate(W, params=None, state0=None, n_steps=1, *, preset="griffiths2022", steps_per_sample=None,
+             record_every=0, seed=0, stream=None, step_offset=0, noise=True, checkpoint_every=None,
+             batch=None) -> SimOutput:
+    """Simulate B connectome-based neural mass models with the fused kernels (differentiable).
+
+    Same arguments, conventions and result as :func:`nmmfit.simulate_ref` (see its docstring for the
+    equations): ``W # [N, N] | [B, N, N]``; each of ``params`` (g, g_EE, g_IE, g_EI, I_0, sigma) a
+    float, ``[B]`` or ``[B, N]``; ``state0 # [B, 6, N] | [6, N] | None``; ``stream # [B]``.
+    Returns ``SimOutput(bold # [B, S, N], E # [B, R, N], I # [B, R, N], state # [B, 6, N])``.
+
+    ``checkpoint_every`` (K, default ~sqrt(n_steps)) sets the memory/compute trade-off of the
+    backward pass: K + n_steps / K states per simulation are held, and each segment is recomputed
+    once. Falls back to the reference (with a warning) when the extension is not built.
+    """
+    inp = prepare_inputs(W, params, state0, n_steps, preset=preset, steps_per_sample=steps_per_sample,
+                         record_every=record_every, seed=seed, stream=stream, step_offset=step_offset,
+                         noise=noise, checkpoint_every=checkpoint_every, batch=batch)
+    if not _require_kernel(inp.W.device):
+        return simulate_ref(W, params, state0, n_steps, preset=preset, steps_per_sample=steps_per_sample,
+                            record_every=record_every, seed=seed, stream=stream, step_offset=step_offset,
+                            noise=noise, batch=batch)
+    bold, E, I, state, _ = torch.ops.nmmfit.simulate(
+        inp.W, inp.params, inp.state0, inp.stream, inp.seed, inp.step_offset, inp.n_steps, inp.steps_per_sample,
+        inp.record_every, inp.checkpoint_every, inp.noise, inp.preset.switches(), inp.preset.scalars())
+    return SimOutput(bold, E, I, state)
+
+
+def noise(seed: int, stream, n_nodes: int, n_steps: int, step_offset: int = 0, dtype=torch.float32) -> torch.Tensor:
+    """The exact normals every simulation draws: ``[B, n_steps, 2, N]`` (axis 2: xi_E, xi_I).
+
+    ``stream # [B]`` int64 stream indices (an int B means ``arange(B)``), on the device to use.
+    """
+    if isinstance(stream, int):
+        stream = torch.arange(stream, dtype=torch.int64)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not (0 <= seed < 2**63):
+        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    for name, v, lo in (("n_nodes", n_nodes, 1), ("n_steps", n_steps, 0), ("step_offset", step_offset, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    if not isinstance(stream, torch.Tensor) or stream.dtype != torch.int64 or stream.dim() != 1:
+        raise ValueError("stream: expected an int B or an int64 tensor of shape [B]")
+    if not _require_kernel(stream.device):
+        return noise_ref(seed, stream, n_nodes, n_steps, step_offset=step_offset, dtype=dtype, device=stream.device)
+    return torch.ops.nmmfit.noise(seed, stream, n_nodes, n_steps, step_offset, dtype)
