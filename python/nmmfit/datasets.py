@@ -344,7 +344,7 @@ _SUFFIXES = (".npy", ".npz", ".mat") + _TEXT_SUFFIXES
 def _pick(argument: str, key_arg: str, key, names: Sequence[str], path: Path, kind: str):
     if key is not None:
         if key not in names:
-            raise KeyError(f"{key_arg}: {key!r} is not in {path.name} (it has {kind} {sorted(names)})")
+            raise ValueError(f"{key_arg}: {key!r} is not in {path.name} (it has {kind} {sorted(names)})")
         return key
     if len(names) == 1:
         return names[0]
@@ -427,7 +427,7 @@ def read_matrix(path, key: str | None = None, *, argument: str = "path", key_arg
                    and v.dtype.kind in "biuf"]
         if key is not None and key not in numeric:
             names = [k for k in mat if not k.startswith("__")]
-            raise KeyError(f"{key_argument}: {key!r} is not a numeric variable of {path.name} "
+            raise ValueError(f"{key_argument}: {key!r} is not a numeric variable of {path.name} "
                            f"(it has {sorted(names)})")
         return mat[_pick(argument, key_argument, key, numeric, path, "variables")]
     if key is not None:
