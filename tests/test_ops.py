@@ -1,0 +1,252 @@
+"""The compiled CPU ops against the pure-PyTorch reference: forward, gradients, opcheck, compile."""
+import pytest
+import torch
+
+import nmmfit
+from nmmfit._inputs import REST_STATE, prepare_inputs
+
+pytestmark = pytest.mark.skipif(not nmmfit.HAS_EXTENSION, reason="compiled extension not built")
+
+PRESETS = ["griffiths2022", "deco2014"]
+
+
+def make_problem(preset, B, N, dtype, batched_W=False, regional=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (B, N, N) if batched_W else (N, N)
+    W = torch.rand(shape, generator=g, dtype=dtype)
+    W = (W + W.transpose(-1, -2)) / 2
+    params = {}
+    for k, v in nmmfit.get_preset(preset).defaults.items():
+        jitter = 0.1 * torch.rand((B, N) if regional else (B,), generator=g, dtype=dtype)
+        params[k] = v * (1 + jitter)
+    state0 = torch.tensor(REST_STATE, dtype=dtype)[None, :, None] + 0.05 * torch.rand(B, 6, N, generator=g, dtype=dtype)
+    return W, params, state0
+
+
+def run_kw(preset, **kw):
+    base = dict(preset=preset, steps_per_sample=7, record_every=3, seed=11, step_offset=4, checkpoint_every=10)
+    base.update(kw)
+    return base
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("B,N,n_steps,K", [(1, 5, 7, 10), (3, 7, 30, 10), (3, 7, 31, 10), (3, 7, 29, 10), (2, 1, 20, 4)])
+def test_forward_matches_reference_float64(preset, B, N, n_steps, K):
+    W, params, state0 = make_problem(preset, B, N, torch.float64)
+    kw = run_kw(preset, checkpoint_every=K)
+    out = nmmfit.simulate(W, params, state0, n_steps, **kw)
+    ref = nmmfit.simulate_ref(W, params, state0, n_steps, **kw)
+    for name, a, b in zip(out._fields, out, ref):
+        assert a.shape == b.shape, name
+        if b.numel():
+            assert rel_err(a, b) < 1e-12, name
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_forward_float32_within_reference_own_error(preset):
+    W, params, state0 = make_problem(preset, 3, 9, torch.float64)
+    kw = run_kw(preset)
+    exact = nmmfit.simulate_ref(W, params, state0, 60, **kw)
+    f32 = lambda d: {k: v.float() for k, v in d.items()}
+    ref32 = nmmfit.simulate_ref(W.float(), f32(params), state0.float(), 60, **kw)
+    out32 = nmmfit.simulate(W.float(), f32(params), state0.float(), 60, **kw)
+    for name, a, r, e in zip(out32._fields, out32, ref32, exact):
+        ref_err = rel_err(r.double(), e)
+        assert rel_err(a.double(), e) <= 10 * ref_err + 1e-6, name
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_shared_and_batched_W_and_global_params(preset):
+    W, params, state0 = make_problem(preset, 3, 6, torch.float64, regional=False)
+    kw = run_kw(preset)
+    a = nmmfit.simulate(W, params, state0, 25, **kw)
+    b = nmmfit.simulate(W.expand(3, 6, 6).contiguous(), params, state0, 25, **kw)
+    r = nmmfit.simulate_ref(W, params, state0, 25, **kw)
+    for x, y, z in zip(a, b, r):
+        torch.testing.assert_close(x, y, rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(x, z, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_continuation_equals_one_long_run(preset):
+    W, params, state0 = make_problem(preset, 2, 5, torch.float64)
+    kw = run_kw(preset, step_offset=0, steps_per_sample=5, record_every=5)
+    full = nmmfit.simulate(W, params, state0, 40, **kw)
+    first = nmmfit.simulate(W, params, state0, 20, **kw)
+    second = nmmfit.simulate(W, params, first.state, 20, **{**kw, "step_offset": 20})
+    torch.testing.assert_close(torch.cat([first.bold, second.bold], 1), full.bold, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(second.state, full.state, rtol=1e-13, atol=1e-15)
+
+
+def test_batch_equals_single_runs_with_matching_streams():
+    W, params, state0 = make_problem("griffiths2022", 3, 5, torch.float64)
+    kw = run_kw("griffiths2022")
+    batch = nmmfit.simulate(W, params, state0, 30, **kw)
+    for b in range(3):
+        one = nmmfit.simulate(W, {k: v[b:b + 1] for k, v in params.items()}, state0[b:b + 1], 30,
+                              stream=torch.tensor([b]), **kw)
+        torch.testing.assert_close(one.bold, batch.bold[b:b + 1], rtol=0, atol=0)
+
+
+def random_cotangents(outputs, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    return sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
+
+
+def grads_of(fn, W, params, state0, n_steps, kw):
+    W = W.clone().requires_grad_()
+    params = {k: v.clone().requires_grad_() for k, v in params.items()}
+    state0 = state0.clone().requires_grad_()
+    random_cotangents(fn(W, params, state0, n_steps, **kw)).backward()
+    return [W.grad, state0.grad] + [params[k].grad for k in nmmfit.PARAM_NAMES]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batched_W", [False, True])
+@pytest.mark.parametrize("regional", [False, True])
+def test_gradients_match_autograd_through_reference(preset, batched_W, regional):
+    W, params, state0 = make_problem(preset, 3, 5, torch.float64, batched_W=batched_W, regional=regional)
+    n_steps = 43 if preset == "griffiths2022" else 83
+    kw = run_kw(preset)
+    ours = grads_of(nmmfit.simulate, W, params, state0, n_steps, kw)
+    ref = grads_of(nmmfit.simulate_ref, W, params, state0, n_steps, kw)
+    for name, a, b in zip(["W", "state0", *nmmfit.PARAM_NAMES], ours, ref):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_gradients_without_noise_and_with_T_below_K(preset):
+    W, params, state0 = make_problem(preset, 2, 4, torch.float64)
+    kw = run_kw(preset, noise=False, checkpoint_every=50)
+    ours = grads_of(nmmfit.simulate, W, params, state0, 21, kw)
+    ref = grads_of(nmmfit.simulate_ref, W, params, state0, 21, kw)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_gradcheck_float64(preset):
+    W, params, state0 = make_problem(preset, 2, 3, torch.float64)
+    names = list(nmmfit.PARAM_NAMES)
+
+    def f(W, state0, *ps):
+        out = nmmfit.simulate(W, dict(zip(names, ps)), state0, 12,
+                              **run_kw(preset, steps_per_sample=3, record_every=2, checkpoint_every=5))
+        return out.bold, out.E, out.I, out.state
+
+    inputs = [W.requires_grad_(), state0.requires_grad_()] + [params[k].requires_grad_() for k in names]
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
+
+
+def test_checkpoint_interval_does_not_change_results():
+    W, params, state0 = make_problem("deco2014", 2, 5, torch.float64)
+    res = [grads_of(nmmfit.simulate, W, params, state0, 50, run_kw("deco2014", checkpoint_every=K)) for K in (1, 7, 50, 200)]
+    for other in res[1:]:
+        for a, b in zip(res[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def op_args(preset, dtype=torch.float64, n_steps=14, batched_W=False):
+    W, params, state0 = make_problem(preset, 2, 3, dtype, batched_W=batched_W)
+    inp = prepare_inputs(W, params, state0, n_steps, **run_kw(preset, steps_per_sample=3, record_every=2, checkpoint_every=5))
+    return (inp.W.clone(), inp.params.contiguous().clone(), inp.state0.clone(), inp.stream, inp.seed, inp.step_offset,
+            inp.n_steps, inp.steps_per_sample, inp.record_every, inp.checkpoint_every, inp.noise,
+            inp.preset.switches(), inp.preset.scalars())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batched_W", [False, True])
+def test_opcheck_simulate(preset, batched_W):
+    args = op_args(preset, batched_W=batched_W)
+    for t in args[:3]:
+        t.requires_grad_()
+    torch.library.opcheck(torch.ops.nmmfit.simulate.default, args)
+
+
+def test_opcheck_noise():
+    torch.library.opcheck(torch.ops.nmmfit.noise.default, (3, torch.arange(2), 4, 5, 7, torch.float32))
+
+
+def test_noise_op_matches_reference_noise():
+    from nmmfit.philox import noise_ref
+    stream = torch.tensor([0, 5, 2**32 - 1])
+    a = nmmfit.noise(2**40 + 3, stream, 7, 6, step_offset=2**33)
+    b = noise_ref(2**40 + 3, stream, 7, 6, step_offset=2**33, dtype=torch.float64)
+    torch.testing.assert_close(nmmfit.noise(2**40 + 3, stream, 7, 6, step_offset=2**33, dtype=torch.float64), b,
+                               rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(a, b.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_loss_through_simulate():
+    W, params, state0 = make_problem("griffiths2022", 2, 4, torch.float32)
+    g = params["g"].clone().requires_grad_()
+
+    def loss_fn(g):
+        out = nmmfit.simulate(W, {**params, "g": g}, state0, 30, **run_kw("griffiths2022"))
+        return out.bold.square().mean()
+
+    compiled = torch.compile(loss_fn, backend="aot_eager", fullgraph=False)
+    loss = compiled(g)
+    loss.backward()
+    g_ref = g.clone().detach().requires_grad_()
+    loss_fn(g_ref).backward()
+    torch.testing.assert_close(loss, loss_fn(g.detach()))
+    torch.testing.assert_close(g.grad, g_ref.grad)
+
+
+def test_same_result_whatever_the_thread_count():
+    W, params, state0 = make_problem("deco2014", 9, 5, torch.float32)
+    kw = run_kw("deco2014")
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append([nmmfit.simulate(W, params, state0, 40, **kw).bold] + grads_of(nmmfit.simulate, W, params, state0, 40, kw))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("args,match", [
+    (dict(W=torch.ones(2, 3)), "W"),
+    (dict(params={"g": torch.ones(2, 5)}), r"params\['g'\]"),
+    (dict(params={"gg": 1.0}), "params"),
+    (dict(state0=torch.ones(6, 3)), "state0"),
+    (dict(n_steps=0), "n_steps"),
+    (dict(steps_per_sample=0), "steps_per_sample"),
+    (dict(checkpoint_every=0), "checkpoint_every"),
+    (dict(preset="nope"), "preset"),
+    (dict(params={"g": float("nan")}), r"params\['g'\]"),
+    (dict(W=-torch.ones(4, 4)), "W"),
+])
+def test_bad_input_raises_clear_error(args, match):
+    kw = dict(W=torch.ones(4, 4), params=None, state0=None, n_steps=10)
+    kw.update(args)
+    with pytest.raises((ValueError, TypeError), match=match):
+        nmmfit.simulate(kw.pop("W"), kw.pop("params"), kw.pop("state0"), kw.pop("n_steps"), **kw)
+
+
+def test_op_checks_name_the_argument():
+    args = list(op_args("deco2014"))
+    args[2] = args[2][:, :5]
+    with pytest.raises(RuntimeError, match="state0"):
+        torch.ops.nmmfit.simulate(*args)
+    args = list(op_args("deco2014"))
+    args[11] = [0, 0, 0, 0, 0]
+    with pytest.raises(RuntimeError, match="switches"):
+        torch.ops.nmmfit.simulate(*args)
+
+
+def test_cuda_tensors_without_cuda_build_raise_clearly():
+    if nmmfit.build_info()["cuda"]:
+        pytest.skip("extension built with CUDA")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            nmmfit.ops._require_kernel(torch.device("cuda"))
