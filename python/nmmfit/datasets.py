@@ -133,7 +133,7 @@ class Subject:
         return None if self.bold is None or self.tr is None else self.T * self.tr
 
     def to_torch(self, dtype=None, device=None) -> dict:
-        """The arrays as torch tensors: ``{"sc", "lengths", "bold", "fc"}`` (``None`` kept).
+        """Copies of the arrays as torch tensors: ``{"sc", "lengths", "bold", "fc"}`` (``None`` kept).
 
         ``dtype`` defaults to ``torch.float64``. Shapes are unchanged (``bold # [T, N]``), so
         ``bold[None]`` lines up with ``simulate``'s ``bold # [B, S, N]``.
@@ -144,7 +144,7 @@ class Subject:
         out = {}
         for key in ("sc", "lengths", "bold", "fc"):
             arr = getattr(self, key)
-            out[key] = None if arr is None else torch.as_tensor(arr, dtype=dtype, device=device)
+            out[key] = None if arr is None else torch.tensor(arr, dtype=dtype, device=device)
         return out
 
     def __repr__(self) -> str:
