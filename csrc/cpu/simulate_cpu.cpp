@@ -1,7 +1,9 @@
-// CPU executor: OpenMP over simulations; each phase of the step program is a loop over nodes.
+// CPU executor of the step program (include/nmmfit/program.h): OpenMP over simulations; each phase
+// is a loop over nodes written for the auto-vectoriser (omp simd, libmvec math, the named presets'
+// switches fixed at compile time).
 #include "simulate_cpu.h"
 
-#include <omp.h>
+#include "vector_math.h"  // before any use of libm, so the simd declarations are seen
 
 #include <algorithm>
 #include <cstring>
@@ -12,102 +14,201 @@
 namespace nmmfit {
 namespace {
 
-// Forward phase 1: c = W E (- rowsum * E for the Laplacian). W [N, N] of this simulation, E [N].
+// Calls f(cfg) with the configuration's switches fixed at compile time when they are those of a
+// named preset, with the runtime Config otherwise.
+template <class F>
+void with_config(const Config& c, F&& f) {
+  if (Griffiths2022Config::matches(c)) f(Griffiths2022Config(c));
+  else if (Deco2014Config::matches(c)) f(Deco2014Config(c));
+  else f(c);
+}
+
+// Nodes are padded to a multiple of the widest vector (16 floats), so every loop over nodes runs
+// whole vectors: no scalar remainder iterations, which would call the scalar libm. Padded nodes have
+// zero parameters and coupling and a resting state; they are computed and never read out.
+constexpr int64_t kLanes = 16;
+int64_t padded(int64_t N) { return (N + kLanes - 1) / kLanes * kLanes; }
+
+// One simulation's inputs in the padded layout, and the scratch of one step.
+//   Wt [N, ld]: Wt[j, i] = W_ij (forward: c += W[:, j] E_j, axpys without horizontal sums)
+//   Wr [N, ld]: Wr[i, j] = W_ij (adjoint: lambda_E += W[i, :] gc_i)
+//   P  [6, ld], rowsum [ld], c [ld], xi [2, ld], w0/w1 [ld] (Philox words)
 template <class T>
-void coupling(const Config& cfg, const T* W, const T* E, const T* rowsum, int64_t N, T* c) {
-  for (int64_t i = 0; i < N; ++i) {
-    const T* Wi = W + i * N;
-    T acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t j = 0; j < N; ++j) acc += Wi[j] * E[j];
-    c[i] = cfg.coupling == kLaplacian ? acc - rowsum[i] * E[i] : acc;
+struct SimLocal {
+  int64_t N, ld;
+  std::vector<T> Wt, Wr, P, rowsum, c, xi;
+  std::vector<uint32_t> w0, w1;
+  explicit SimLocal(int64_t N_)
+      : N(N_), ld(padded(N_)), Wt(N * ld), Wr(N * ld), P(kNumParams * ld), rowsum(ld), c(ld), xi(2 * ld), w0(ld), w1(ld) {}
+
+  // W [N, N], params [6, N] of simulation b.
+  void load(const T* W, const T* params, bool rows) {
+    for (int64_t i = 0; i < N; ++i) {
+      T acc = 0;
+      for (int64_t j = 0; j < N; ++j) {
+        Wt[j * ld + i] = W[i * N + j];
+        acc += W[i * N + j];
+      }
+      rowsum[i] = acc;
+      if (rows) std::copy_n(W + i * N, N, Wr.data() + i * ld);
+    }
+    for (int64_t p = 0; p < kNumParams; ++p) std::copy_n(params + p * N, N, P.data() + p * ld);
+  }
+};
+
+// state [6, N] -> S [6, ld] with resting padded nodes, and back.
+template <class T>
+void unpack_state(const T* state, int64_t N, int64_t ld, T* S) {
+  constexpr double rest[kNumVars] = {0, 0, 0, 1, 1, 1};
+  for (int64_t v = 0; v < kNumVars; ++v) {
+    std::copy_n(state + v * N, N, S + v * ld);
+    std::fill(S + v * ld + N, S + (v + 1) * ld, T(rest[v]));
   }
 }
 
 template <class T>
-void row_sums(const T* W, int64_t N, T* rowsum) {
-  for (int64_t i = 0; i < N; ++i) {
-    T acc = 0;
-    for (int64_t j = 0; j < N; ++j) acc += W[i * N + j];
-    rowsum[i] = acc;
+void pack_state(const T* S, int64_t N, int64_t ld, T* state) {
+  for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(S + v * ld, N, state + v * N);
+}
+
+// Forward phase 1: c = W E (- rowsum * E for the Laplacian), as N axpys over the columns of W.
+template <class T, class Cfg>
+void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
+  const int64_t ld = sim.ld;
+  std::fill(c, c + ld, T(0));
+  for (int64_t j = 0; j < sim.N; ++j) {
+    const T e = E[j];
+    const T* col = sim.Wt.data() + j * ld;
+#pragma omp simd
+    for (int64_t i = 0; i < ld; ++i) c[i] += col[i] * e;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
+}
+
+// The step's noise for all nodes, xi [2, ld]: the same values as node_noise() node by node,
+// computed as four loops (Philox words, radius, cos, sin) that each vectorise; in one loop GCC would
+// fuse sin and cos into sincos, which has no vector variant it can call.
+template <class T>
+void noise_all(const Sizes& z, uint32_t stream, int64_t t, int64_t ld, uint32_t* w0, uint32_t* w1, T* xi) {
+  if (!z.noise) {
+    std::fill(xi, xi + 2 * ld, T(0));
+    return;
+  }
+  const uint64_t tg = z.step_offset + static_cast<uint64_t>(t);
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) {
+    const Philox4 w = philox_node_step(z.seed, stream, tg, static_cast<uint32_t>(i));
+    w0[i] = w.v[0];
+    w1[i] = w.v[1];
+  }
+  T* rad = xi + ld;  // the radius is parked in the xi_I row until the sin loop overwrites it
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) rad[i] = box_muller_radius<T>(w0[i]);
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) xi[i] = rad[i] * std::cos(box_muller_angle<T>(w1[i]));
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) xi[ld + i] = rad[i] * std::sin(box_muller_angle<T>(w1[i]));
+}
+
+// One forward step of one simulation: S [6, ld] in place; c [ld] and xi [2, ld] receive the step's
+// coupling and noise (the backward pass keeps them for its segment). The hemodynamic switch is
+// hoisted out of the node loop.
+template <class T, class Cfg>
+void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
+  const int64_t ld = sim.ld;
+  const T* P = sim.P.data();
+  coupling(cfg, sim, S, c);
+  noise_all(z, stream, t, ld, sim.w0.data(), sim.w1.data(), xi);
+  if (is_hemo_step(cfg, t)) {
+#pragma omp simd
+    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], xi, true, S);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], xi, false, S);
   }
 }
 
-template <class T>
-void forward_one(const ForwardArgs<T>& a, int64_t b, std::vector<T>& S, std::vector<T>& c, std::vector<T>& rowsum) {
+template <class T, class Cfg>
+void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, std::vector<T>& S) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, n6 = kNumVars * N;
-  const T* W = a.W + b * a.W_bstride;
-  const T* P = a.params + b * n6;
+  const int64_t N = z.N, n6 = kNumVars * N, ld = sim.ld;
   const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
   T* bold_b = a.bold + b * z.n_samples() * N;
   T* E_b = a.E_rec + b * z.n_records() * N;
   T* I_b = a.I_rec + b * z.n_records() * N;
   T* ckpt_b = a.ckpt + b * z.n_segments() * n6;
-  std::copy_n(a.state0 + b * n6, n6, S.data());
-  row_sums(W, N, rowsum.data());
+  sim.load(a.W + b * a.W_bstride, a.params + b * n6, false);
+  unpack_state(a.state0 + b * n6, N, ld, S.data());
   for (int64_t t = 0; t < z.n_steps; ++t) {
-    if (t % z.checkpoint_every == 0) std::copy_n(S.data(), n6, ckpt_b + (t / z.checkpoint_every) * n6);
-    coupling(z.cfg, W, S.data(), rowsum.data(), N, c.data());
-    for (int64_t i = 0; i < N; ++i) forward_node<T>(z, P, stream, t, i, c[i], S.data(), nullptr);
-    for (int64_t i = 0; i < N; ++i) emit_node<T>(z, t, i, S.data(), bold_b, E_b, I_b);
+    if (t % z.checkpoint_every == 0) pack_state(S.data(), N, ld, ckpt_b + (t / z.checkpoint_every) * n6);
+    step_all(z, cfg, sim, stream, t, sim.c.data(), sim.xi.data(), S.data());
+    if (is_sample_step(z, t) || is_record_step(z, t))
+      for (int64_t i = 0; i < N; ++i) emit_node(z, cfg, t, i, S.data(), ld, bold_b, E_b, I_b);
   }
-  std::copy_n(S.data(), n6, a.state + b * n6);
+  pack_state(S.data(), N, ld, a.state + b * n6);
 }
 
-// Per-thread buffers of the backward pass: one recomputed segment (K + 1 states, K couplings,
-// noises and coupling cotangents) and the running cotangent. O(K N) per simulation in flight.
+// Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
+// [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), the running cotangent L [6, ld] and the parameter
+// cotangents gp [6, ld] in double. O(K N) per simulation in flight.
 template <class T>
 struct SegmentBuffers {
-  std::vector<T> S, c, xi, gc, L, rowsum;
+  std::vector<T> S, c, xi, gc, L;
   std::vector<double> gp;
-  SegmentBuffers(int64_t K, int64_t N)
-      : S((K + 1) * kNumVars * N), c(K * N), xi(K * 2 * N), gc(K * N), L(kNumVars * N), rowsum(N), gp(kNumParams * N) {}
+  SegmentBuffers(int64_t K, int64_t ld)
+      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), L(kNumVars * ld), gp(kNumParams * ld) {}
 };
 
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
 // forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
 // the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
-template <class T>
-void backward_one(const BackwardArgs<T>& a, int64_t b, SegmentBuffers<T>& w, double* G) {
+template <class T, class Cfg>
+void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
+                  double* G) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, n6 = kNumVars * N, K = z.checkpoint_every;
-  const T* W = a.W + b * a.W_bstride;
-  const T* P = a.params + b * n6;
+  const int64_t N = z.N, n6 = kNumVars * N, K = z.checkpoint_every, ld = sim.ld, l6 = kNumVars * ld;
   const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
   const T* gbold_b = a.grad_bold ? a.grad_bold + b * z.n_samples() * N : nullptr;
   const T* gE_b = a.grad_E_rec ? a.grad_E_rec + b * z.n_records() * N : nullptr;
   const T* gI_b = a.grad_I_rec ? a.grad_I_rec + b * z.n_records() * N : nullptr;
-  row_sums(W, N, w.rowsum.data());
-  if (a.grad_state) std::copy_n(a.grad_state + b * n6, n6, w.L.data());
-  else std::fill(w.L.begin(), w.L.end(), T(0));
-  std::fill(w.gp.begin(), w.gp.end(), 0.0);
+  sim.load(a.W + b * a.W_bstride, a.params + b * n6, true);
+  const T* P = sim.P.data();
   T* L = w.L.data();
+  double* gp = w.gp.data();
+  std::fill(w.L.begin(), w.L.end(), T(0));
+  if (a.grad_state)
+    for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + b * n6 + v * N, N, L + v * ld);
+  std::fill(w.gp.begin(), w.gp.end(), 0.0);
   for (int64_t seg = z.n_segments() - 1; seg >= 0; --seg) {
     const int64_t t0 = seg * K, n = std::min(K, z.n_steps - t0);
-    std::copy_n(a.ckpt + (b * z.n_segments() + seg) * n6, n6, w.S.data());
+    unpack_state(a.ckpt + (b * z.n_segments() + seg) * n6, N, ld, w.S.data());
     for (int64_t k = 0; k < n; ++k) {
-      T* S_k = w.S.data() + k * n6;
-      std::copy_n(S_k, n6, S_k + n6);
-      coupling(z.cfg, W, S_k, w.rowsum.data(), N, w.c.data() + k * N);
-      for (int64_t i = 0; i < N; ++i)
-        forward_node<T>(z, P, stream, t0 + k, i, w.c[k * N + i], S_k + n6, w.xi.data() + k * 2 * N);
+      T* S_k = w.S.data() + k * l6;
+      std::copy_n(S_k, l6, S_k + l6);
+      step_all(z, cfg, sim, stream, t0 + k, w.c.data() + k * ld, w.xi.data() + k * 2 * ld, S_k + l6);
     }
     for (int64_t k = n - 1; k >= 0; --k) {
-      const T* S_k = w.S.data() + k * n6;
-      T* gc_k = w.gc.data() + k * N;
-      for (int64_t i = 0; i < N; ++i) {
-        NodeParams<double> gp = load_params(w.gp.data(), N, i);
-        adjoint_node<T, double>(z, P, S_k, S_k + n6, w.c[k * N + i], w.xi.data() + k * 2 * N, w.rowsum[i], t0 + k, i,
-                                gbold_b, gE_b, gI_b, L, gc_k, gp);
-        store_params(w.gp.data(), N, i, gp);
+      const int64_t t = t0 + k;
+      const T* S_k = w.S.data() + k * l6;
+      const T* c_k = w.c.data() + k * ld;
+      const T* xi_k = w.xi.data() + k * 2 * ld;
+      T* gc_k = w.gc.data() + k * ld;
+      if (is_sample_step(z, t) || is_record_step(z, t))
+        for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
+      const bool hemo = is_hemo_step(cfg, t);
+#pragma omp simd
+      for (int64_t i = 0; i < ld; ++i) {
+        NodeParams<double> gpi = load_params(gp, ld, i);
+        adjoint_node(cfg, P, ld, i, S_k, c_k[i], xi_k, hemo, sim.rowsum[i], L, gc_k, gpi);
+        store_params(gp, ld, i, gpi);
       }
       // Phase 2: lambda_E += W^T gc, as axpys over the rows of W.
       for (int64_t i = 0; i < N; ++i) {
         const T g = gc_k[i];
-        const T* Wi = W + i * N;
+        const T* row = sim.Wr.data() + i * ld;
 #pragma omp simd
-        for (int64_t j = 0; j < N; ++j) L[j] += Wi[j] * g;
+        for (int64_t j = 0; j < ld; ++j) L[j] += row[j] * g;
       }
     }
     // dL/dW_ij = sum_t gc_t[i] E_t[j] over the segment: one [N, n] x [n, N] product, in double.
@@ -115,16 +216,17 @@ void backward_one(const BackwardArgs<T>& a, int64_t b, SegmentBuffers<T>& w, dou
       for (int64_t i = 0; i < N; ++i) {
         double* Gi = G + i * N;
         for (int64_t k = 0; k < n; ++k) {
-          const double g = w.gc[k * N + i];
-          const T* E_k = w.S.data() + k * n6;
+          const double g = w.gc[k * ld + i];
+          const T* E_k = w.S.data() + k * l6;
 #pragma omp simd
           for (int64_t j = 0; j < N; ++j) Gi[j] += g * double(E_k[j]);
         }
       }
     }
   }
-  std::copy_n(L, n6, a.grad_state0 + b * n6);
-  for (int64_t p = 0; p < n6; ++p) a.grad_params[b * n6 + p] = T(w.gp[p]);
+  pack_state(L, N, ld, a.grad_state0 + b * n6);
+  for (int64_t p = 0; p < kNumParams; ++p)
+    for (int64_t i = 0; i < N; ++i) a.grad_params[b * n6 + p * N + i] = T(gp[p * ld + i]);
 }
 
 // G_ij = sum_t gc_i E_j; the Laplacian's -rowsum_i E_i term adds -G_ii to every W_ij of row i.
@@ -141,12 +243,15 @@ void write_grad_W(const Config& cfg, const double* G, int64_t N, T* out) {
 template <class T>
 void simulate_forward_cpu(const ForwardArgs<T>& a) {
   const int64_t N = a.z.N;
+  with_config(a.z.cfg, [&](const auto& cfg) {
 #pragma omp parallel
-  {
-    std::vector<T> S(kNumVars * N), c(N), rowsum(N);
+    {
+      SimLocal<T> sim(N);
+      std::vector<T> S(kNumVars * sim.ld);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < a.z.B; ++b) forward_one(a, b, S, c, rowsum);
-  }
+      for (int64_t b = 0; b < a.z.B; ++b) forward_one(a, cfg, b, sim, S);
+    }
+  });
 }
 
 template <class T>
@@ -156,28 +261,31 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
   // Simulations sharing W accumulate its gradient in fixed chunks summed in a fixed order, so the
   // result does not depend on the thread count.
   constexpr int64_t kChunk = 8;
-  const int64_t n_acc = a.grad_W ? (shared_W ? (B + kChunk - 1) / kChunk : 1) : 0;
-  std::vector<double> G_chunks(shared_W ? n_acc * N * N : 0);
+  const int64_t n_chunks = (B + kChunk - 1) / kChunk;
+  std::vector<double> G_chunks(a.grad_W && shared_W ? n_chunks * N * N : 0);
+  with_config(a.z.cfg, [&](const auto& cfg) {
 #pragma omp parallel
-  {
-    SegmentBuffers<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), N);
-    std::vector<double> G_own(a.grad_W && !shared_W ? N * N : 0);
+    {
+      SimLocal<T> sim(N);
+      SegmentBuffers<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
+      std::vector<double> G_own(a.grad_W && !shared_W ? N * N : 0);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t chunk = 0; chunk < (B + kChunk - 1) / kChunk; ++chunk) {
-      for (int64_t b = chunk * kChunk; b < std::min(B, (chunk + 1) * kChunk); ++b) {
-        double* G = nullptr;
-        if (a.grad_W && shared_W) G = G_chunks.data() + chunk * N * N;
-        if (a.grad_W && !shared_W) {
-          std::fill(G_own.begin(), G_own.end(), 0.0);
-          G = G_own.data();
+      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+        for (int64_t b = chunk * kChunk; b < std::min(B, (chunk + 1) * kChunk); ++b) {
+          double* G = nullptr;
+          if (a.grad_W && shared_W) G = G_chunks.data() + chunk * N * N;
+          if (a.grad_W && !shared_W) {
+            std::fill(G_own.begin(), G_own.end(), 0.0);
+            G = G_own.data();
+          }
+          backward_one(a, cfg, b, sim, w, G);
+          if (a.grad_W && !shared_W) write_grad_W(a.z.cfg, G, N, a.grad_W + b * N * N);
         }
-        backward_one(a, b, w, G);
-        if (a.grad_W && !shared_W) write_grad_W(a.z.cfg, G, N, a.grad_W + b * N * N);
       }
     }
-  }
+  });
   if (a.grad_W && shared_W) {
-    for (int64_t chunk = 1; chunk < n_acc; ++chunk)
+    for (int64_t chunk = 1; chunk < n_chunks; ++chunk)
       for (int64_t e = 0; e < N * N; ++e) G_chunks[e] += G_chunks[chunk * N * N + e];
     write_grad_W(a.z.cfg, G_chunks.data(), N, a.grad_W);
   }
@@ -186,13 +294,25 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
 template <class T>
 void noise_cpu(uint64_t seed, const int64_t* stream, int64_t B, int64_t N, int64_t n_steps, uint64_t step_offset,
                T* out) {
-#pragma omp parallel for collapse(2)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < n_steps; ++t) {
-      T* o = out + (b * n_steps + t) * 2 * N;
-      for (int64_t i = 0; i < N; ++i)
-        normal_pair<T>(seed, static_cast<uint32_t>(stream[b]), step_offset + t, static_cast<uint32_t>(i), o[i], o[N + i]);
-    }
+  Sizes z{};
+  z.N = N;
+  z.seed = seed;
+  z.step_offset = step_offset;
+  z.noise = true;
+  const int64_t ld = padded(N);
+#pragma omp parallel
+  {
+    std::vector<uint32_t> w0(ld), w1(ld);
+    std::vector<T> xi(2 * ld);
+#pragma omp for collapse(2)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < n_steps; ++t) {
+        noise_all(z, static_cast<uint32_t>(stream[b]), t, ld, w0.data(), w1.data(), xi.data());
+        T* o = out + (b * n_steps + t) * 2 * N;
+        std::copy_n(xi.data(), N, o);
+        std::copy_n(xi.data() + ld, N, o + N);
+      }
+  }
 }
 
 #define NMMFIT_INSTANTIATE(T)                                          \

@@ -41,6 +41,22 @@ struct Config {
   double dt, hemo_dt, bold_scale;
 };
 
+// The same configuration with the switches fixed at compile time. Every formula below is a template
+// over the configuration type, so an executor can instantiate the named presets with their switches
+// folded away (branch-free loops that vectorise) and keep the runtime Config for any other mix.
+template <int Coupling_, int Squash_, int Rate_, int StateBound_, int HemoBound_>
+struct FixedConfig : Config {
+  static constexpr int coupling = Coupling_, squash = Squash_, rate = Rate_, state_bound = StateBound_,
+                       hemo_bound = HemoBound_;
+  explicit FixedConfig(const Config& c) : Config(c) {}
+  static bool matches(const Config& c) {
+    return c.coupling == coupling && c.squash == squash && c.rate == rate && c.state_bound == state_bound &&
+           c.hemo_bound == hemo_bound;
+  }
+};
+using Griffiths2022Config = FixedConfig<1, 1, 1, 1, 1>;
+using Deco2014Config = FixedConfig<0, 0, 0, 0, 0>;
+
 enum Param : int { kG = 0, kGEE, kGIE, kGEI, kI0, kSigma, kNumParams };
 enum Var : int { kE = 0, kI, kX, kF, kV, kQ, kNumVars };
 
@@ -78,15 +94,18 @@ NMM_HD T rate(int form, T a, T b, T d, T z, T& dh_dz) {
     dh_dz = a * (sx / den - num * (su * d * e) / (den * den));
     return num / den;
   }
+  // Both branches are evaluated and one selected (branch-free, so loops over nodes vectorise); the
+  // direct branch sees a harmless y = 1 where the series is taken, so it never divides 0 by 0.
   const T y = d * x;
-  if (abs(y) < series_threshold<T>()) {
-    const T y2 = y * y;
-    dh_dz = a * (T(0.5) + y / T(6) - y2 * y / T(180));
-    return (T(1) + y / T(2) + y2 / T(12) - y2 * y2 / T(720)) / d;
-  }
-  const T D = -expm1(-y);  // 1 - exp(-y), accurate near 0
-  dh_dz = a * (T(1) / D - x * d * (T(1) - D) / (D * D));
-  return x / D;
+  const bool small = abs(y) < series_threshold<T>();
+  const T y2 = y * y;
+  const T h_series = (T(1) + y / T(2) + y2 / T(12) - y2 * y2 / T(720)) / d;
+  const T dh_series = T(0.5) + y / T(6) - y2 * y / T(180);
+  const T ys = small ? T(1) : y, xs = ys / d;
+  const T D = -expm1(-ys);  // 1 - exp(-y), accurate near 0
+  const T dh_direct = T(1) / D - xs * d * (T(1) - D) / (D * D);
+  dh_dz = a * (small ? dh_series : dh_direct);
+  return small ? h_series : x / D;
 }
 
 // ---- current squash phi and state bound ------------------------------------------------------------
@@ -113,14 +132,14 @@ NMM_HD T bound_state(int form, T s, T& ds) {
 }
 
 // ---- BOLD -----------------------------------------------------------------------------------------
-template <class T>
-NMM_HD T bold(const Config& cfg, T v, T q) {
+template <class T, class Cfg>
+NMM_HD T bold(const Cfg& cfg, T v, T q) {
   return T(cfg.bold_scale) *
          (T(C::k1) * (T(1) - q) + T(C::k2) * (T(1) - q / v) + T(C::k3) * (T(1) - v));
 }
 
-template <class T>
-NMM_HD void bold_vjp(const Config& cfg, T v, T q, T gb, T& gv, T& gq) {
+template <class T, class Cfg>
+NMM_HD void bold_vjp(const Cfg& cfg, T v, T q, T gb, T& gv, T& gq) {
   const T s = T(cfg.bold_scale) * gb;
   gq += s * (-T(C::k1) - T(C::k2) / v);
   gv += s * (T(C::k2) * q / (v * v) - T(C::k3));
@@ -129,8 +148,8 @@ NMM_HD void bold_vjp(const Config& cfg, T v, T q, T gb, T& gv, T& gq) {
 // ---- one Euler(-Maruyama) step of one node --------------------------------------------------------
 // c: coupling input (c_i of MODEL.md, Laplacian form already applied); xi_E, xi_I: standard normals
 // (0 when noise is off); hemo: whether this step also advances the Balloon-Windkessel states.
-template <class T>
-NMM_HD NodeState<T> step(const Config& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
+template <class T, class Cfg>
+NMM_HD NodeState<T> step(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
                          T xi_E, T xi_I, bool hemo) {
   const T dt = T(cfg.dt), sqdt = T(std::sqrt(cfg.dt));
   T d;
@@ -164,8 +183,8 @@ NMM_HD NodeState<T> step(const Config& cfg, const NodeState<T>& s, const NodePar
 // cotangent of the input state (without the coupling term W^T gc, which needs every node and is
 // added by the executor), writes gc = dL/dc_i, and accumulates the parameter cotangents into gp.
 // self_coupling = dc_i/dE_i beyond W_ii: -rowsum_i for the Laplacian, 0 for adjacency.
-template <class T, class Acc>
-NMM_HD NodeState<T> step_vjp(const Config& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
+template <class T, class Acc, class Cfg>
+NMM_HD NodeState<T> step_vjp(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
                              T xi_E, T xi_I, bool hemo, T self_coupling, const NodeState<T>& lo,
                              T& gc, NodeParams<Acc>& gp) {
   const T dt = T(cfg.dt), sqdt = T(std::sqrt(cfg.dt));

@@ -3,14 +3,16 @@
 // Forward step t of one simulation:
 //   phase 1 (all nodes):  c_i = sum_j W_ij E_j  [- rowsum_i E_i]          reads every E
 //   --- barrier ---
-//   phase 2 (node i):     (E, I, x, f, v, q)_i <- step(...)               writes node i only
-//   --- barrier ---       samples/records of node i are written in phase 2
+//   phase 2 (node i):     noise; (E, I, x, f, v, q)_i <- step(...)        writes node i only
+//                         BOLD sample / records of node i when due
+//   --- barrier ---
 // Adjoint of step t (lambda = cotangent of the state after the step):
 //   phase 1 (node i):     output cotangents (BOLD, records) into lambda_i; lambda_i, gc_i <- step_vjp
 //   --- barrier ---
 //   phase 2 (node j):     lambda_E_j += sum_i W_ij gc_i                   reads every gc
 // The CPU executor runs each phase as a loop over nodes; the CUDA executor maps nodes to threads
-// and barriers to __syncthreads. Everything per node lives in the functions below.
+// and barriers to __syncthreads. Everything per node lives in the functions below; Cfg is Config
+// or a FixedConfig (model.h).
 #pragma once
 #include <cstdint>
 
@@ -20,102 +22,113 @@
 
 namespace nmmfit {
 
-// State arrays of one simulation are [6, N]: variable-major so that each variable is a vector over
-// nodes (unit stride for the vectoriser and for coalesced GPU access).
+// State arrays of one simulation are [6, ld] (parameters likewise): variable-major, so each variable
+// is a vector over nodes (unit stride for the vectoriser, coalesced on the GPU). The row stride ld
+// is N, or N rounded up to the vector width where an executor pads nodes.
 template <class T>
-NMM_HD NodeState<T> load_state(const T* S, int64_t N, int64_t i) {
-  return NodeState<T>{S[i], S[N + i], S[2 * N + i], S[3 * N + i], S[4 * N + i], S[5 * N + i]};
+NMM_HD NodeState<T> load_state(const T* S, int64_t ld, int64_t i) {
+  return NodeState<T>{S[i], S[ld + i], S[2 * ld + i], S[3 * ld + i], S[4 * ld + i], S[5 * ld + i]};
 }
 
 template <class T>
-NMM_HD void store_state(T* S, int64_t N, int64_t i, const NodeState<T>& s) {
-  S[i] = s.E; S[N + i] = s.I; S[2 * N + i] = s.x; S[3 * N + i] = s.f; S[4 * N + i] = s.v; S[5 * N + i] = s.q;
+NMM_HD void store_state(T* S, int64_t ld, int64_t i, const NodeState<T>& s) {
+  S[i] = s.E; S[ld + i] = s.I; S[2 * ld + i] = s.x; S[3 * ld + i] = s.f; S[4 * ld + i] = s.v; S[5 * ld + i] = s.q;
 }
 
 template <class T>
-NMM_HD NodeParams<T> load_params(const T* P, int64_t N, int64_t i) {
-  return NodeParams<T>{P[i], P[N + i], P[2 * N + i], P[3 * N + i], P[4 * N + i], P[5 * N + i]};
+NMM_HD NodeParams<T> load_params(const T* P, int64_t ld, int64_t i) {
+  return NodeParams<T>{P[i], P[ld + i], P[2 * ld + i], P[3 * ld + i], P[4 * ld + i], P[5 * ld + i]};
 }
 
 template <class T>
-NMM_HD void store_params(T* P, int64_t N, int64_t i, const NodeParams<T>& p) {
-  P[i] = p.g; P[N + i] = p.g_EE; P[2 * N + i] = p.g_IE; P[3 * N + i] = p.g_EI; P[4 * N + i] = p.I_0; P[5 * N + i] = p.sigma;
+NMM_HD void store_params(T* P, int64_t ld, int64_t i, const NodeParams<T>& p) {
+  P[i] = p.g; P[ld + i] = p.g_EE; P[2 * ld + i] = p.g_IE; P[3 * ld + i] = p.g_EI; P[4 * ld + i] = p.I_0; P[5 * ld + i] = p.sigma;
 }
 
 // Hemodynamics advance on local steps t with (t + 1) % hemo_every == 0 (every step for griffiths2022,
 // every 10th for deco2014), driven by E at the start of that step.
 NMM_HD bool is_hemo_step(const Config& cfg, int64_t t) { return (t + 1) % cfg.hemo_every == 0; }
 
+NMM_HD bool is_sample_step(const Sizes& z, int64_t t) { return (t + 1) % z.steps_per_sample == 0; }
+
+NMM_HD bool is_record_step(const Sizes& z, int64_t t) { return z.record_every > 0 && (t + 1) % z.record_every == 0; }
+
+// The normals of node i at local step t (zero when noise is off). xi [2, ld].
 template <class T>
-NMM_HD void node_noise(const Sizes& z, uint32_t stream, int64_t t, int64_t i, T& xi_E, T& xi_I) {
+NMM_HD void node_noise(const Sizes& z, uint32_t stream, int64_t t, int64_t i, T* xi, int64_t ld) {
   if (z.noise) {
-    normal_pair<T>(z.seed, stream, z.step_offset + static_cast<uint64_t>(t), static_cast<uint32_t>(i), xi_E, xi_I);
+    normal_pair<T>(z.seed, stream, z.step_offset + static_cast<uint64_t>(t), static_cast<uint32_t>(i), xi[i], xi[ld + i]);
   } else {
-    xi_E = T(0);
-    xi_I = T(0);
+    xi[i] = T(0);
+    xi[ld + i] = T(0);
   }
+}
+
+// Forward phase 1 for node i: c_i from the E row of S [6, N] and W's row i (Laplacian: minus
+// rowsum_i E_i, applied as in the reference, after the sum).
+template <class T, class Cfg>
+NMM_HD T coupling_finish(const Cfg& cfg, T WE_i, T rowsum_i, T E_i) {
+  return cfg.coupling == kLaplacian ? WE_i - rowsum_i * E_i : WE_i;
 }
 
 // Laplacian coupling: dc_i/dE_i gets -rowsum_i on top of W_ii.
-template <class T>
-NMM_HD T self_coupling(const Config& cfg, T rowsum_i) {
+template <class T, class Cfg>
+NMM_HD T self_coupling(const Cfg& cfg, T rowsum_i) {
   return cfg.coupling == kLaplacian ? -rowsum_i : T(0);
 }
 
-// Forward phase 2 for node i at local step t: noise, step, and the outputs due after the step.
-// S [6, N] is updated in place (phase 1 has read every E already); xi [2, N] optionally receives
-// the noise (the backward executor keeps it per segment instead of drawing it twice).
-template <class T>
-NMM_HD void forward_node(const Sizes& z, const T* P, uint32_t stream, int64_t t, int64_t i, T c,
-                         T* S, T* xi_out) {
-  const int64_t N = z.N;
-  T xi_E, xi_I;
-  node_noise(z, stream, t, i, xi_E, xi_I);
-  if (xi_out) {
-    xi_out[i] = xi_E;
-    xi_out[N + i] = xi_I;
-  }
-  store_state(S, N, i, step(z.cfg, load_state(S, N, i), load_params(P, N, i), c, xi_E, xi_I, is_hemo_step(z.cfg, t)));
+// Forward phase 2 for node i: S [6, ld] updated in place (phase 1 has read every E already);
+// xi [2, ld] the step's noise.
+template <class T, class Cfg>
+NMM_HD void forward_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, T c, const T* xi, bool hemo, T* S) {
+  store_state(S, ld, i, step(cfg, load_state(S, ld, i), load_params(P, ld, i), c, xi[i], xi[ld + i], hemo));
 }
 
 // Outputs of node i after local step t (t + 1 steps done): BOLD sample and recorded E, I.
-// bold, E_rec, I_rec point at this simulation's [S, N] / [R, N] blocks.
-template <class T>
-NMM_HD void emit_node(const Sizes& z, int64_t t, int64_t i, const T* S, T* bold_b, T* E_rec_b, T* I_rec_b) {
+// S [6, ld] (ld >= N: executors may pad nodes); bold_b [S, N], E_rec_b / I_rec_b [R, N]: this
+// simulation's output blocks.
+template <class T, class Cfg>
+NMM_HD void emit_node(const Sizes& z, const Cfg& cfg, int64_t t, int64_t i, const T* S, int64_t ld, T* bold_b,
+                      T* E_rec_b, T* I_rec_b) {
   const int64_t N = z.N;
-  if ((t + 1) % z.steps_per_sample == 0) {
-    bold_b[((t + 1) / z.steps_per_sample - 1) * N + i] = bold(z.cfg, S[4 * N + i], S[5 * N + i]);
-  }
-  if (z.record_every > 0 && (t + 1) % z.record_every == 0) {
+  if (is_sample_step(z, t)) bold_b[((t + 1) / z.steps_per_sample - 1) * N + i] = bold(cfg, S[4 * ld + i], S[5 * ld + i]);
+  if (is_record_step(z, t)) {
     const int64_t k = (t + 1) / z.record_every - 1;
     E_rec_b[k * N + i] = S[i];
-    I_rec_b[k * N + i] = S[N + i];
+    I_rec_b[k * N + i] = S[ld + i];
   }
 }
 
-// Adjoint phase 1 for node i at local step t. L [6, N]: cotangent of the state after the step on
-// entry, of the state before it on return (minus the W^T gc term of phase 2). S_t, S_next [6, N]:
-// the states before and after the step (the recomputed segment keeps both); c_t: node i's
-// coupling; xi_t [2, N]: the step's noise; gc_t [N] receives dL/dc.
-template <class T, class Acc>
-NMM_HD void adjoint_node(const Sizes& z, const T* P, const T* S_t, const T* S_next, T c_t, const T* xi_t,
-                         T rowsum_i, int64_t t, int64_t i, const T* g_bold_b, const T* g_E_b,
-                         const T* g_I_b, T* L, T* gc_t, NodeParams<Acc>& gp) {
+// Adjoint phase 1, part 1, node i: the cotangents of the outputs taken after local step t join
+// L [6, ld] (the cotangent of the state after the step). S_next [6, ld]: that state.
+template <class T, class Cfg>
+NMM_HD void output_cotangents_node(const Sizes& z, const Cfg& cfg, int64_t t, int64_t i, const T* S_next, int64_t ld,
+                                   const T* g_bold_b, const T* g_E_b, const T* g_I_b, T* L) {
   const int64_t N = z.N;
-  NodeState<T> lo = load_state(L, N, i);
-  if (g_bold_b && (t + 1) % z.steps_per_sample == 0) {
-    bold_vjp(z.cfg, S_next[4 * N + i], S_next[5 * N + i], g_bold_b[((t + 1) / z.steps_per_sample - 1) * N + i], lo.v, lo.q);
+  if (g_bold_b && is_sample_step(z, t)) {
+    T gv = L[4 * ld + i], gq = L[5 * ld + i];
+    bold_vjp(cfg, S_next[4 * ld + i], S_next[5 * ld + i], g_bold_b[((t + 1) / z.steps_per_sample - 1) * N + i], gv, gq);
+    L[4 * ld + i] = gv;
+    L[5 * ld + i] = gq;
   }
-  if (z.record_every > 0 && (t + 1) % z.record_every == 0) {
+  if (is_record_step(z, t)) {
     const int64_t k = (t + 1) / z.record_every - 1;
-    if (g_E_b) lo.E += g_E_b[k * N + i];
-    if (g_I_b) lo.I += g_I_b[k * N + i];
+    if (g_E_b) L[i] += g_E_b[k * N + i];
+    if (g_I_b) L[ld + i] += g_I_b[k * N + i];
   }
-  T gc;
-  const NodeState<T> li = step_vjp(z.cfg, load_state(S_t, N, i), load_params(P, N, i), c_t, xi_t[i], xi_t[N + i],
-                                   is_hemo_step(z.cfg, t), self_coupling(z.cfg, rowsum_i), lo, gc, gp);
-  gc_t[i] = gc;
-  store_state(L, N, i, li);
+}
+
+// Adjoint phase 1, part 2, node i: L [6, ld] from the cotangent of the state after the step to that
+// of the state S_t [6, ld] before it (minus the W^T gc term of phase 2); c_i, xi [2, ld] as in the
+// forward step; gc [ld] receives dL/dc_i; gp accumulates the parameter cotangents of node i.
+template <class T, class Acc, class Cfg>
+NMM_HD void adjoint_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, const T* S_t, T c_i, const T* xi,
+                         bool hemo, T rowsum_i, T* L, T* gc, NodeParams<Acc>& gp) {
+  T g;
+  const NodeState<T> li = step_vjp(cfg, load_state(S_t, ld, i), load_params(P, ld, i), c_i, xi[i], xi[ld + i], hemo,
+                                   self_coupling(cfg, rowsum_i), load_state(L, ld, i), g, gp);
+  gc[i] = g;
+  store_state(L, ld, i, li);
 }
 
 }  // namespace nmmfit
