@@ -149,6 +149,18 @@ void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>
   pack_state(S.data(), N, ld, a.state + b * n6);
 }
 
+// Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
+template <bool Hemo, class T, class Cfg>
+void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* c_k, const T* xi_k, const T* rowsum,
+                 T* L, T* gc_k, double* gp) {
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) {
+    NodeParams<double> gpi = load_params(gp, ld, i);
+    adjoint_node(cfg, P, ld, i, S_k, c_k[i], xi_k, Hemo, rowsum[i], L, gc_k, gpi);
+    store_params(gp, ld, i, gpi);
+  }
+}
+
 // Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
 // [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), the running cotangent L [6, ld] and the parameter
 // cotangents gp [6, ld] in double. O(K N) per simulation in flight.
@@ -196,13 +208,8 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
       T* gc_k = w.gc.data() + k * ld;
       if (is_sample_step(z, t) || is_record_step(z, t))
         for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
-      const bool hemo = is_hemo_step(cfg, t);
-#pragma omp simd
-      for (int64_t i = 0; i < ld; ++i) {
-        NodeParams<double> gpi = load_params(gp, ld, i);
-        adjoint_node(cfg, P, ld, i, S_k, c_k[i], xi_k, hemo, sim.rowsum[i], L, gc_k, gpi);
-        store_params(gp, ld, i, gpi);
-      }
+      if (is_hemo_step(cfg, t)) adjoint_all<true>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
+      else adjoint_all<false>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
       // Phase 2: lambda_E += W^T gc, as axpys over the rows of W.
       for (int64_t i = 0; i < N; ++i) {
         const T g = gc_k[i];

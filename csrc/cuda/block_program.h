@@ -168,7 +168,7 @@ NMM_BLOCK void forward_block(X& x, const ForwardArgs<T>& a, const Cfg& cfg, cons
         const T c = coupling_finish(cfg, coupling_dot(p, Ws, Wt_b, i, Sc), rowsum[w.s * N + i], Sc[i]);
         for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
         T* xi = xis + int64_t(w.s) * 2 * N;
-        node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t, i, xi);
+        node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t, int64_t(i), xi, int64_t(N));
         forward_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t), Sn);
         emit_node(z, cfg, t, int64_t(i), Sn, int64_t(N), a.bold + w.b * out_S, a.E_rec + w.b * out_R, a.I_rec + w.b * out_R);
       });
@@ -246,7 +246,7 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
           sb[p.seg_c + k * N + i] = c;
           for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
           T* xi = sb + p.seg_xi + k * 2 * N;
-          node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t0 + k, i, xi);
+          node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t0 + k, int64_t(i), xi, int64_t(N));
           forward_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t0 + k), Sn);
           T* st = sb + p.seg_states + (k + 1) * n6;
           for (int v = 0; v < kNumVars; ++v) st[v * N + i] = Sn[v * N + i];

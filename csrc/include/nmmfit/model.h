@@ -101,9 +101,11 @@ NMM_HD T rate(int form, T a, T b, T d, T z, T& dh_dz) {
   const T y2 = y * y;
   const T h_series = (T(1) + y / T(2) + y2 / T(12) - y2 * y2 / T(720)) / d;
   const T dh_series = T(0.5) + y / T(6) - y2 * y / T(180);
-  const T ys = small ? T(1) : y, xs = ys / d;
-  const T D = -expm1(-ys);  // 1 - exp(-y), accurate near 0
-  const T dh_direct = T(1) / D - xs * d * (T(1) - D) / (D * D);
+  const T ys = small ? T(1) : y;
+  // D = 1 - exp(-y), accurate near 0. dh/dx = (1 - y (1 - D) / D) / D, written with 1/D so that it
+  // tends to 0, not inf/inf, where exp(-y) overflows (y < -88 in float).
+  const T D = -expm1(-ys), iD = T(1) / D;
+  const T dh_direct = (T(1) - ys * (iD - T(1))) * iD;
   dh_dz = a * (small ? dh_series : dh_direct);
   return small ? h_series : x / D;
 }

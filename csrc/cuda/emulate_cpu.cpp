@@ -1,0 +1,266 @@
+// CPU emulation of the CUDA kernels, for testing them on machines without a GPU.
+//
+// The bodies of block_program.h run here with an executor that runs each barrier-delimited phase
+// as a loop over the threads of the block (in a chosen order), per-thread variables as arrays
+// indexed by thread, "shared memory" as a NaN-filled buffer per block, and the same launch plan,
+// workspace layout and reductions as the CUDA launcher. What is left untested without a GPU is the
+// thin CUDA executor (threadIdx, __syncthreads, the launches) in simulate_cuda.cu.
+//
+// Ops (CPU tensors, same schemas as the real ones; test-only, no autograd):
+//   nmmfit::simulate_gpu_emulated, nmmfit::simulate_backward_gpu_emulated, nmmfit::noise_gpu_emulated,
+//   nmmfit::gpu_plan_emulated -> [sims_per_block, threads, groups, grid, W_in_smem, smem_bytes, workspace_bytes]
+// Environment: NMMFIT_CUDA_SIMS_PER_BLOCK, NMMFIT_CUDA_W_SMEM (as on the GPU, see plan.h);
+//   NMMFIT_EMU_SMS=<int> SMs of the emulated device (default 2: the backward grid is capped at what
+//   the device holds, so blocks walk several groups); NMMFIT_EMU_SMEM_PER_BLOCK=<bytes> (default
+//   232448, an H100); NMMFIT_EMU_THREAD_ORDER=0|1|2: threads of a phase run ascending, descending, or
+//   alternating per phase (a race inside a phase changes the result with the order).
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "block_program.h"
+#include "ops.h"
+
+namespace nmmfit {
+namespace gpu {
+namespace {
+
+struct EmuExec {
+  int n;
+  int64_t blk, grd;
+  int order;
+  int64_t phases = 0;
+
+  template <class V>
+  struct Local {
+    std::vector<V> v;
+    explicit Local(const EmuExec& x) : v(x.n) {}
+    V& operator[](int tid) { return v[tid]; }
+  };
+  int nthreads() const { return n; }
+  int64_t block() const { return blk; }
+  int64_t grid() const { return grd; }
+  template <class F>
+  void phase(F&& f) {
+    const bool down = order == 1 || (order == 2 && (phases & 1));
+    ++phases;
+    if (down) {
+      for (int t = n - 1; t >= 0; --t) f(t);
+    } else {
+      for (int t = 0; t < n; ++t) f(t);
+    }
+  }
+};
+
+int env_int(const char* name, int fallback) {
+  const char* s = std::getenv(name);
+  return s && *s ? std::atoi(s) : fallback;
+}
+
+Limits emulated_limits() {
+  Limits lim;
+  lim.num_sms = env_int("NMMFIT_EMU_SMS", 2);
+  lim.max_threads_per_sm = 2048;
+  lim.max_blocks_per_sm = 32;
+  lim.smem_per_block = env_int("NMMFIT_EMU_SMEM_PER_BLOCK", 232448);
+  lim.smem_per_sm = lim.smem_per_block + 1024;
+  return lim;
+}
+
+Plan plan_for(const Sizes& z, bool W_batched, int elem, bool backward, bool need_grad_W) {
+  Plan p;
+  const Limits lim = emulated_limits();
+  const char* err = make_plan(z, W_batched, elem, backward, need_grad_W, lim, overrides_from_env(), p);
+  TORCH_CHECK(err == nullptr, "nmmfit (CUDA emulation): ", err ? err : "", "; got N = ", z.N, ", ",
+              lim.smem_per_block, " bytes of shared memory per block");
+  return p;
+}
+
+// Workspace and shared memory start as NaN (all bits set) so that a read of anything the kernel
+// did not write shows in the results.
+at::Tensor nan_workspace(const Plan& p) {
+  at::Tensor ws = at::empty({p.ws_bytes > 0 ? p.ws_bytes : 1}, at::TensorOptions().dtype(at::kByte));
+  std::memset(ws.data_ptr(), 0xff, static_cast<size_t>(ws.numel()));
+  return ws;
+}
+
+template <class T>
+const T* transpose_into(const T* W, int64_t nb, int N, char* ws, const Plan& p) {
+  if (p.w_smem) return nullptr;
+  T* Wt = reinterpret_cast<T*>(ws + p.ws_Wt);
+  const int64_t NN = int64_t(N) * N;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j) Wt[b * NN + j * N + i] = W[b * NN + i * N + j];
+  return Wt;
+}
+
+template <class T>
+void forward_emulated(const ForwardArgs<T>& a, const Plan& p, char* ws, int order) {
+  const T* Wt = transpose_into(a.W, a.W_bstride ? a.z.B : 1, p.N, ws, p);
+  const size_t smem_words = static_cast<size_t>((p.smem_bytes + 7) / 8);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < p.grid; ++blk) {
+    std::vector<double> smem(smem_words, std::numeric_limits<double>::quiet_NaN());
+    EmuExec x{p.threads, blk, p.grid, order};
+    forward_block(x, a, a.z.cfg, p, Wt, reinterpret_cast<T*>(smem.data()));
+  }
+}
+
+template <class T>
+void backward_emulated(const BackwardArgs<T>& a, const Plan& p, char* ws, int order) {
+  const T* Wt = transpose_into(a.W, a.W_bstride ? a.z.B : 1, p.N, ws, p);
+  double* G = reinterpret_cast<double*>(ws + p.ws_G);
+  T* seg = reinterpret_cast<T*>(ws + p.ws_seg);
+  const size_t smem_words = static_cast<size_t>((p.smem_bytes + 7) / 8);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < p.grid; ++blk) {
+    std::vector<double> smem(smem_words, std::numeric_limits<double>::quiet_NaN());
+    EmuExec x{p.threads, blk, p.grid, order};
+    backward_block(x, a, a.z.cfg, p, Wt, G + blk * p.G_elems, seg + blk * p.spb * p.seg_elems,
+                   reinterpret_cast<T*>(smem.data()));
+  }
+  if (p.need_G && p.shared_W) {
+    const int64_t NN = int64_t(p.N) * p.N;
+    for (int64_t e = 0; e < NN; ++e) reduce_grad_W_element(G, p.grid, p.N, a.z.cfg.coupling, e, a.grad_W);
+  }
+}
+
+template <class T>
+const T* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_emulated(
+    const at::Tensor& W_, const at::Tensor& params_, const at::Tensor& state0_, const at::Tensor& stream_,
+    int64_t seed, int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every,
+    int64_t checkpoint_every, bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+  const Sizes z = check_simulate_inputs(W_, params_, state0_, stream_, seed, step_offset, n_steps, steps_per_sample,
+                                        record_every, checkpoint_every, noise, switches, scalars);
+  TORCH_CHECK(W_.is_cpu(), "W: the GPU emulation runs on CPU tensors");
+  const at::Tensor W = W_.contiguous(), params = params_.contiguous(), state0 = state0_.contiguous(),
+                   stream = stream_.contiguous();
+  auto out = empty_simulate_outputs(z, W);
+  const Plan p = plan_for(z, W.dim() == 3, static_cast<int>(W.element_size()), false, false);
+  at::Tensor ws = nan_workspace(p);
+  const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
+  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "nmmfit::simulate_gpu_emulated", [&] {
+    ForwardArgs<scalar_t> a{z, W.const_data_ptr<scalar_t>(), W.dim() == 3 ? z.N * z.N : 0,
+                            params.const_data_ptr<scalar_t>(), state0.const_data_ptr<scalar_t>(),
+                            stream.const_data_ptr<int64_t>(), std::get<0>(out).data_ptr<scalar_t>(),
+                            std::get<1>(out).data_ptr<scalar_t>(), std::get<2>(out).data_ptr<scalar_t>(),
+                            std::get<3>(out).data_ptr<scalar_t>(), std::get<4>(out).data_ptr<scalar_t>()};
+    forward_emulated(a, p, static_cast<char*>(ws.data_ptr()), order);
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> simulate_backward_emulated(
+    const std::optional<at::Tensor>& grad_bold_, const std::optional<at::Tensor>& grad_E_rec_,
+    const std::optional<at::Tensor>& grad_I_rec_, const std::optional<at::Tensor>& grad_state_, const at::Tensor& W_,
+    const at::Tensor& params_, const at::Tensor& stream_, const at::Tensor& checkpoints_, int64_t seed,
+    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
+  TORCH_CHECK(W_.is_cpu(), "W: the GPU emulation runs on CPU tensors");
+  const at::Tensor W = W_.contiguous(), params = params_.contiguous(), stream = stream_.contiguous(),
+                   checkpoints = checkpoints_.contiguous();
+  const Sizes z = check_simulate_inputs(W, params, params, stream, seed, step_offset, n_steps, steps_per_sample,
+                                        record_every, checkpoint_every, noise, switches, scalars);
+  auto cot = [&](const char* name, const std::optional<at::Tensor>& g, at::IntArrayRef shape) {
+    at::Tensor t = g.has_value() ? g->contiguous() : at::Tensor();
+    check_cotangent(name, t, shape, W);
+    return t;
+  };
+  const at::Tensor gb = cot("grad_bold", grad_bold_, {z.B, z.n_samples(), z.N});
+  const at::Tensor gE = cot("grad_E_rec", grad_E_rec_, {z.B, z.n_records(), z.N});
+  const at::Tensor gI = cot("grad_I_rec", grad_I_rec_, {z.B, z.n_records(), z.N});
+  const at::Tensor gs = cot("grad_state", grad_state_, {z.B, kNumVars, z.N});
+  check_cotangent("checkpoints", checkpoints, {z.B, z.n_segments(), kNumVars, z.N}, W);
+  at::Tensor grad_W = need_grad_W ? at::empty(W.sizes(), W.options()) : at::zeros(W.sizes(), W.options());
+  at::Tensor grad_params = at::empty(params.sizes(), params.options());
+  at::Tensor grad_state0 = at::empty(params.sizes(), params.options());
+  const Plan p = plan_for(z, W.dim() == 3, static_cast<int>(W.element_size()), true, need_grad_W);
+  at::Tensor ws = nan_workspace(p);
+  const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
+  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "nmmfit::simulate_backward_gpu_emulated", [&] {
+    BackwardArgs<scalar_t> a{z,
+                             W.const_data_ptr<scalar_t>(),
+                             W.dim() == 3 ? z.N * z.N : 0,
+                             params.const_data_ptr<scalar_t>(),
+                             stream.const_data_ptr<int64_t>(),
+                             checkpoints.const_data_ptr<scalar_t>(),
+                             ptr_or_null<scalar_t>(gb),
+                             ptr_or_null<scalar_t>(gE),
+                             ptr_or_null<scalar_t>(gI),
+                             ptr_or_null<scalar_t>(gs),
+                             need_grad_W ? grad_W.data_ptr<scalar_t>() : nullptr,
+                             grad_params.data_ptr<scalar_t>(),
+                             grad_state0.data_ptr<scalar_t>()};
+    backward_emulated(a, p, static_cast<char*>(ws.data_ptr()), order);
+  });
+  return {grad_W, grad_params, grad_state0};
+}
+
+at::Tensor noise_emulated(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
+                          at::ScalarType dtype) {
+  TORCH_CHECK(seed >= 0, "seed: expected a non-negative int, got ", seed);
+  TORCH_CHECK(stream_.scalar_type() == at::kLong && stream_.dim() == 1, "stream: expected an int64 tensor of shape [B]");
+  TORCH_CHECK(N >= 1 && n_steps >= 0 && step_offset >= 0, "N, n_steps, step_offset: expected N >= 1, n_steps >= 0, step_offset >= 0");
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "dtype: expected float32 or float64, got ", dtype);
+  const at::Tensor stream = stream_.contiguous();
+  const int64_t B = stream.size(0), total = B * n_steps * N;
+  at::Tensor out = at::empty({B, n_steps, 2, N}, stream.options().dtype(dtype));
+  AT_DISPATCH_FLOATING_TYPES(dtype, "nmmfit::noise_gpu_emulated", [&] {
+    for (int64_t e = 0; e < total; ++e)
+      noise_element<scalar_t>(static_cast<uint64_t>(seed), stream.const_data_ptr<int64_t>(), N, n_steps,
+                              static_cast<uint64_t>(step_offset), e, out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+std::vector<int64_t> plan_emulated(int64_t B, int64_t N, int64_t n_steps, int64_t checkpoint_every, bool W_batched,
+                                   at::ScalarType dtype, bool backward, bool need_grad_W) {
+  TORCH_CHECK(B >= 1 && N >= 1 && n_steps >= 1 && checkpoint_every >= 1, "B, N, n_steps, checkpoint_every: expected >= 1");
+  Sizes z{};
+  z.B = B;
+  z.N = N;
+  z.n_steps = n_steps;
+  z.steps_per_sample = 1;
+  z.checkpoint_every = checkpoint_every < n_steps ? checkpoint_every : n_steps;
+  const Plan p = plan_for(z, W_batched, static_cast<int>(c10::elementSize(dtype)), backward, need_grad_W);
+  return {p.spb, p.threads, p.groups, p.grid, p.w_smem ? 1 : 0, p.smem_bytes, p.ws_bytes};
+}
+
+}  // namespace
+}  // namespace gpu
+
+TORCH_LIBRARY_FRAGMENT(nmmfit, m) {
+  m.def(
+      "simulate_gpu_emulated(Tensor W, Tensor params, Tensor state0, Tensor stream, int seed, int step_offset, "
+      "int n_steps, int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, "
+      "float[] scalars) -> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, Tensor checkpoints)");
+  m.def(
+      "simulate_backward_gpu_emulated(Tensor? grad_bold, Tensor? grad_E_rec, Tensor? grad_I_rec, Tensor? grad_state, "
+      "Tensor W, Tensor params, Tensor stream, Tensor checkpoints, int seed, int step_offset, int n_steps, "
+      "int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, "
+      "bool need_grad_W) -> (Tensor grad_W, Tensor grad_params, Tensor grad_state0)");
+  m.def("noise_gpu_emulated(int seed, Tensor stream, int N, int n_steps, int step_offset, ScalarType dtype) -> Tensor");
+  m.def(
+      "gpu_plan_emulated(int B, int N, int n_steps, int checkpoint_every, bool W_batched, ScalarType dtype, "
+      "bool backward, bool need_grad_W) -> int[]",
+      &gpu::plan_emulated);
+}
+
+TORCH_LIBRARY_IMPL(nmmfit, CPU, m) {
+  m.impl("simulate_gpu_emulated", &gpu::simulate_emulated);
+  m.impl("simulate_backward_gpu_emulated", &gpu::simulate_backward_emulated);
+  m.impl("noise_gpu_emulated", &gpu::noise_emulated);
+}
+
+}  // namespace nmmfit
