@@ -11,7 +11,8 @@
 //   nmmfit::gpu_plan_emulated -> [sims_per_block, threads, groups, grid, W_in_smem, smem_bytes, workspace_bytes]
 // Environment: NMMFIT_CUDA_SIMS_PER_BLOCK, NMMFIT_CUDA_W_SMEM (as on the GPU, see plan.h);
 //   NMMFIT_EMU_SMS=<int> SMs of the emulated device (default 2: the backward grid is capped at what
-//   the device holds, so blocks walk several groups); NMMFIT_EMU_SMEM_PER_BLOCK=<bytes> (default
+//   the device holds, so blocks walk several groups); NMMFIT_EMU_BLOCKS_PER_SM=<int> (default 32);
+//   NMMFIT_EMU_SMEM_PER_BLOCK=<bytes> (default
 //   232448, an H100); NMMFIT_EMU_THREAD_ORDER=0|1|2: threads of a phase run ascending, descending, or
 //   alternating per phase (a race inside a phase changes the result with the order).
 #include <ATen/Dispatch.h>
@@ -67,7 +68,7 @@ Limits emulated_limits() {
   Limits lim;
   lim.num_sms = env_int("NMMFIT_EMU_SMS", 2);
   lim.max_threads_per_sm = 2048;
-  lim.max_blocks_per_sm = 32;
+  lim.max_blocks_per_sm = env_int("NMMFIT_EMU_BLOCKS_PER_SM", 32);
   lim.smem_per_block = env_int("NMMFIT_EMU_SMEM_PER_BLOCK", 232448);
   lim.smem_per_sm = lim.smem_per_block + 1024;
   return lim;
