@@ -70,6 +70,12 @@ struct NodeParams {
   T g, g_EE, g_IE, g_EI, I_0, sigma;
 };
 
+// sgn with sgn(0) = 0 (the subgradient torch's abs takes), as selects that vectorise.
+template <class T>
+NMM_HD T sign(T x) {
+  return (x > T(0) ? T(1) : T(0)) - (x < T(0) ? T(1) : T(0));
+}
+
 // ---- transfer function H(a, b, d, z) and dH/dz ---------------------------------------------------
 // "standard": h(x) = x / (1 - exp(-d x)), x = a z - b. At d x -> 0 it is 0/0 with limit 1/d; below
 // a dtype-dependent |d x| threshold its Taylor series (error < 1e-16 in double, < 1e-10 in float)
@@ -90,7 +96,7 @@ NMM_HD T rate(int form, T a, T b, T d, T z, T& dh_dz) {
     const T u = T(1) - e;
     const T num = T(1e-5) + abs(x);
     const T den = T(1e-5) * d + abs(u);
-    const T sx = T((x > 0) - (x < 0)), su = T((u > 0) - (u < 0));
+    const T sx = sign(x), su = sign(u);
     dh_dz = a * (sx / den - num * (su * d * e) / (den * den));
     return num / den;
   }
