@@ -1,0 +1,265 @@
+"""The CUDA kernels' bodies, run on the CPU by the emulation ops, against the CPU ops.
+
+``nmmfit::simulate_gpu_emulated`` / ``simulate_backward_gpu_emulated`` / ``noise_gpu_emulated``
+(csrc/cuda/emulate_cpu.cpp) execute csrc/cuda/block_program.h exactly as the GPU would (same launch
+plan, packing of simulations into blocks, shared-memory and workspace layouts, grid-stride walk,
+reductions), with every barrier-delimited phase run as a loop over the block's threads. Shared memory
+and workspace start as NaN, so a read of anything not written shows. Threads of a phase are run in
+ascending, descending and alternating order: a race inside a phase would change the result.
+What this does not cover is the thin CUDA executor (threadIdx/__syncthreads, launches): tests/test_cuda.py.
+"""
+import pytest
+import torch
+
+import nmmfit
+from nmmfit._inputs import prepare_inputs
+
+pytestmark = pytest.mark.skipif(
+    not nmmfit.HAS_EXTENSION or not hasattr(torch.ops.nmmfit, "simulate_gpu_emulated"),
+    reason="compiled extension (with the GPU emulation ops) not built")
+
+PRESETS = ["griffiths2022", "deco2014"]
+
+
+def problem(preset, B, N, n_steps, *, batched_W=False, dtype=torch.float64, K=7, sps=5, rec=3, noise=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.rand((B, N, N) if batched_W else (N, N), generator=g, dtype=torch.float64)
+    W = ((W + W.transpose(-1, -2)) / 2).to(dtype)
+    params = {k: v * (1 + 0.1 * torch.rand(B, N, generator=g, dtype=torch.float64)).to(dtype)
+              for k, v in nmmfit.get_preset(preset).defaults.items()}
+    inp = prepare_inputs(W, params, None, n_steps, preset=preset, steps_per_sample=sps, record_every=rec, seed=3 + seed,
+                         step_offset=2, checkpoint_every=K, noise=noise, batch=B)
+    state0 = (inp.state0 + 0.05 * torch.rand(B, 6, N, generator=g, dtype=torch.float64).to(dtype)).contiguous()
+    return (inp.W.contiguous(), inp.params.contiguous(), state0, inp.stream, inp.seed, inp.step_offset, inp.n_steps,
+            inp.steps_per_sample, inp.record_every, inp.checkpoint_every, inp.noise, inp.preset.switches(),
+            inp.preset.scalars())
+
+
+def cotangents(fwd, seed=1, drop=()):
+    g = torch.Generator().manual_seed(seed)
+    cts = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype) for o in fwd[:4]]
+    return [None if k in drop else c for k, c in enumerate(cts)]
+
+
+def backward_args(args, fwd, cts, need_W=True):
+    W, params, _, stream, *config = args
+    return (*cts, W, params, stream, fwd[4], *config, need_W)
+
+
+def assert_close_rel(a, b, rtol, name=""):
+    assert a.shape == b.shape, name
+    if b.numel():
+        scale = b.abs().max().clamp_min(1e-300)
+        err = ((a - b).abs().max() / scale).item()
+        assert err <= rtol, f"{name}: relative error {err:.3g} > {rtol:.3g}"
+
+
+def plan(B, N, n_steps, K, batched_W, dtype, backward, need_W=True):
+    spb, threads, groups, grid, w_smem, smem, ws = torch.ops.nmmfit.gpu_plan_emulated(
+        B, N, n_steps, K, batched_W, dtype, backward, need_W)
+    return dict(spb=spb, threads=threads, groups=groups, grid=grid, w_smem=bool(w_smem), smem=smem, ws=ws)
+
+
+# (B, N, n_steps, K, sims_per_block, W in shared memory)
+CASES = [
+    (1, 1, 12, 5, None, None),      # one node
+    (5, 7, 20, 7, 3, None),          # odd N, 3 per block, B not a multiple of the packing, T % K != 0
+    (4, 13, 23, 30, 2, "0"),         # T < K, W from global memory (transposed)
+    (3, 9, 21, 7, 1, "1"),           # one simulation per block, W in shared memory, T % K == 0
+    (7, 5, 16, 4, 4, None),          # several groups per block at small sizes
+]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batched_W", [False, True])
+@pytest.mark.parametrize("B,N,n_steps,K,spb,w_smem", CASES)
+def test_forward_and_backward_match_cpu_float64(monkeypatch, preset, batched_W, B, N, n_steps, K, spb, w_smem):
+    if spb is not None:
+        monkeypatch.setenv("NMMFIT_CUDA_SIMS_PER_BLOCK", str(spb))
+    if w_smem is not None:
+        monkeypatch.setenv("NMMFIT_CUDA_W_SMEM", w_smem)
+    monkeypatch.setenv("NMMFIT_EMU_THREAD_ORDER", "2")
+    if preset == "deco2014":
+        n_steps *= 3  # a few hemodynamic steps (every 10th)
+    args = problem(preset, B, N, n_steps, batched_W=batched_W, K=K)
+    p = plan(B, N, n_steps, K, batched_W, torch.float64, True)
+    if spb is not None:
+        assert p["spb"] == min(spb, B)
+    if w_smem is not None and not batched_W:
+        assert p["w_smem"] == (w_smem == "1")
+    cpu = torch.ops.nmmfit.simulate(*args)
+    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+    for name, a, b in zip(["bold", "E_rec", "I_rec", "state", "checkpoints"], emu, cpu):
+        assert_close_rel(a, b, 1e-12, name)
+    cts = cotangents(cpu)
+    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))
+    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
+    for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
+        assert torch.isfinite(a).all(), name
+        assert_close_rel(a, b, 1e-11, name)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batched_W", [False, True])
+def test_grid_smaller_than_groups(monkeypatch, preset, batched_W):
+    """The backward grid is capped at what the device holds: blocks walk several groups, reuse their
+    segment buffers and (per-simulation W) their coupling-gradient partials."""
+    monkeypatch.setenv("NMMFIT_EMU_SMS", "1")
+    monkeypatch.setenv("NMMFIT_EMU_BLOCKS_PER_SM", "2")
+    monkeypatch.setenv("NMMFIT_CUDA_SIMS_PER_BLOCK", "2")
+    B, N, n_steps, K = 9, 6, 25, 6
+    p = plan(B, N, n_steps, K, batched_W, torch.float64, True)
+    assert p["grid"] == 2 and p["groups"] == 5
+    args = problem(preset, B, N, n_steps, batched_W=batched_W, K=K)
+    cpu = torch.ops.nmmfit.simulate(*args)
+    cts = cotangents(cpu)
+    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))
+    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
+    for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
+        assert_close_rel(a, b, 1e-11, name)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_missing_cotangents_and_no_grad_W(preset):
+    args = problem(preset, 3, 5, 18, K=4)
+    cpu = torch.ops.nmmfit.simulate(*args)
+    for drop in [(0,), (1, 2), (3,), (0, 1, 2)]:
+        cts = cotangents(cpu, drop=drop)
+        for need_W in (True, False):
+            g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts, need_W))
+            g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts, need_W))
+            for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
+                assert_close_rel(a, b, 1e-11, f"{name} drop={drop} need_W={need_W}")
+            if not need_W:
+                assert (g_emu[0] == 0).all()
+
+
+@pytest.mark.parametrize("batched_W", [False, True])
+def test_no_race_thread_order_does_not_matter(monkeypatch, batched_W):
+    """Every phase gives bitwise the same result whatever order its threads run in."""
+    monkeypatch.setenv("NMMFIT_CUDA_SIMS_PER_BLOCK", "3")
+    args = problem("griffiths2022", 5, 7, 19, batched_W=batched_W, K=6)
+    cpu = torch.ops.nmmfit.simulate(*args)
+    cts = cotangents(cpu)
+    results = []
+    for order in ("0", "1", "2"):
+        monkeypatch.setenv("NMMFIT_EMU_THREAD_ORDER", order)
+        fwd = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+        bwd = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
+        results.append([*fwd, *bwd])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
+def test_deterministic_run_after_run():
+    args = problem("deco2014", 6, 8, 40, K=9)
+    fwd = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+    cts = cotangents(fwd)
+    first = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, fwd, cts))
+    for _ in range(2):
+        again = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+        for a, b in zip(fwd, again):
+            assert torch.equal(a, b)
+        g = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, fwd, cts))
+        for a, b in zip(first, g):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_without_noise(preset):
+    args = problem(preset, 2, 6, 30, K=8, noise=False)
+    cpu = torch.ops.nmmfit.simulate(*args)
+    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+    for a, b in zip(emu, cpu):
+        assert_close_rel(a, b, 1e-12)
+    cts = cotangents(cpu)
+    for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
+                    torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
+        assert_close_rel(a, b, 1e-11)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_float32_within_float32_error(preset):
+    """float32: the emulated kernel is as close to the float64 result as the CPU op's float32 is."""
+    B, N, n_steps = 3, 9, 45
+    args64 = problem(preset, B, N, n_steps, K=10)
+    args32 = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args64)
+    exact = torch.ops.nmmfit.simulate(*args64)
+    cpu32 = torch.ops.nmmfit.simulate(*args32)
+    emu32 = torch.ops.nmmfit.simulate_gpu_emulated(*args32)
+    for name, e, c, x in zip(["bold", "E_rec", "I_rec", "state", "checkpoints"], emu32, cpu32, exact):
+        if not x.numel():
+            continue
+        scale = x.abs().max()
+        err_cpu = ((c.double() - x).abs().max() / scale).item()
+        err_emu = ((e.double() - x).abs().max() / scale).item()
+        assert err_emu <= 10 * err_cpu + 1e-5, name
+    cts64 = cotangents(exact)
+    cts32 = [c.float() for c in cts64]
+    g64 = torch.ops.nmmfit.simulate_backward(*backward_args(args64, exact, cts64))
+    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args32, cpu32, cts32))
+    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args32, cpu32, cts32))
+    for name, e, c, x in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu, g64):
+        assert e.dtype == torch.float32
+        scale = x.abs().max()
+        err_cpu = ((c.double() - x).abs().max() / scale).item()
+        err_emu = ((e.double() - x).abs().max() / scale).item()
+        assert err_emu <= 10 * err_cpu + 1e-5, name
+
+
+def test_large_network_one_simulation_per_block_W_from_global():
+    """N > 256: one simulation per block, blocks of up to 1024 threads, a shared W too big for shared
+    memory read transposed from global memory."""
+    B, N, n_steps = 2, 300, 6
+    p = plan(B, N, n_steps, 4, False, torch.float64, True)
+    assert p["spb"] == 1 and p["threads"] == 320 and not p["w_smem"]
+    args = problem("deco2014", B, N, n_steps, K=4, sps=3, rec=2)
+    cpu = torch.ops.nmmfit.simulate(*args)
+    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+    for a, b in zip(emu, cpu):
+        assert_close_rel(a, b, 1e-12)
+    cts = cotangents(cpu)
+    for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
+                    torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
+        assert_close_rel(a, b, 1e-11)
+
+
+def test_packing_heuristic():
+    # small N, large B: blocks of up to 256 threads, full warps
+    p = plan(8192, 68, 100, 10, False, torch.float32, False)
+    assert p["spb"] == 3 and p["threads"] == 224 and p["groups"] == 2731
+    assert p["w_smem"]  # 68 x 69 floats fit comfortably
+    # few simulations: no packing beyond what spreads them over the (2 emulated) SMs
+    assert plan(1, 68, 100, 10, False, torch.float32, False)["spb"] == 1
+    assert plan(4, 10, 100, 10, False, torch.float32, False)["spb"] == 1
+    # per-simulation W never goes to shared memory
+    assert not plan(16, 20, 100, 10, True, torch.float32, False)["w_smem"]
+    # big shared W stays in global memory
+    assert not plan(16, 400, 100, 10, False, torch.float32, False)["w_smem"]
+    # N = 1024 still fits (one thread per node)
+    p = plan(2, 1024, 10, 5, False, torch.float32, True)
+    assert p["spb"] == 1 and p["threads"] == 1024
+
+
+def test_too_many_nodes_raises_clearly():
+    with pytest.raises(RuntimeError, match="too many nodes.*1024"):
+        plan(1, 1025, 10, 5, False, torch.float32, False)
+
+
+def test_not_enough_shared_memory_raises_clearly(monkeypatch):
+    monkeypatch.setenv("NMMFIT_EMU_SMEM_PER_BLOCK", str(48 * 1024))
+    with pytest.raises(RuntimeError, match="shared memory"):
+        plan(1, 1000, 10, 5, False, torch.float64, True)  # 21 * 1000 * 8 bytes > 48 KiB
+    args = problem("deco2014", 1, 400, 3, K=2)
+    with pytest.raises(RuntimeError, match="shared memory"):
+        torch.ops.nmmfit.simulate_backward_gpu_emulated(
+            *backward_args(args, torch.ops.nmmfit.simulate(*args), cotangents(torch.ops.nmmfit.simulate(*args))))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_noise_matches_cpu(dtype):
+    stream = torch.tensor([0, 5, 2**32 - 1], dtype=torch.int64)
+    a = torch.ops.nmmfit.noise_gpu_emulated(123456789, stream, 7, 11, 2**33 + 5, dtype)
+    b = torch.ops.nmmfit.noise(123456789, stream, 7, 11, 2**33 + 5, dtype)
+    torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=1e-6 if dtype == torch.float32 else 1e-14)
