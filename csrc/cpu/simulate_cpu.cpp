@@ -71,16 +71,43 @@ void pack_state(const T* S, int64_t N, int64_t ld, T* state) {
   for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(S + v * ld, N, state + v * N);
 }
 
-// Forward phase 1: c = W E (- rowsum * E for the Laplacian), as N axpys over the columns of W.
+// c[i0 : i0 + Width] = sum_j W[i, j] E_j with the partial sums held in registers across the whole
+// j loop (an axpy through memory would store and reload c N times). Two accumulator sets (even and
+// odd j) give the FMA pipeline independent chains to interleave.
+template <int Width, class T>
+void coupling_block(const SimLocal<T>& sim, const T* E, int64_t i0, T* c) {
+  T even[Width] = {}, odd[Width] = {};
+  const int64_t N = sim.N, ld = sim.ld;
+  const T* col = sim.Wt.data() + i0;
+  int64_t j = 0;
+  for (; j + 1 < N; j += 2) {
+    const T e0 = E[j], e1 = E[j + 1];
+#pragma omp simd
+    for (int ii = 0; ii < Width; ++ii) {
+      even[ii] += col[j * ld + ii] * e0;
+      odd[ii] += col[(j + 1) * ld + ii] * e1;
+    }
+  }
+  if (j < N) {
+#pragma omp simd
+    for (int ii = 0; ii < Width; ++ii) even[ii] += col[j * ld + ii] * E[j];
+  }
+#pragma omp simd
+  for (int ii = 0; ii < Width; ++ii) c[i0 + ii] = even[ii] + odd[ii];
+}
+
+// Forward phase 1: c = W E (- rowsum * E for the Laplacian), over the columns of W in blocks of up to
+// 4 vectors.
 template <class T, class Cfg>
 void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
   const int64_t ld = sim.ld;
-  std::fill(c, c + ld, T(0));
-  for (int64_t j = 0; j < sim.N; ++j) {
-    const T e = E[j];
-    const T* col = sim.Wt.data() + j * ld;
-#pragma omp simd
-    for (int64_t i = 0; i < ld; ++i) c[i] += col[i] * e;
+  int64_t i0 = 0;
+  for (; i0 + 4 * kLanes <= ld; i0 += 4 * kLanes) coupling_block<4 * kLanes>(sim, E, i0, c);
+  switch ((ld - i0) / kLanes) {
+    case 3: coupling_block<3 * kLanes>(sim, E, i0, c); break;
+    case 2: coupling_block<2 * kLanes>(sim, E, i0, c); break;
+    case 1: coupling_block<kLanes>(sim, E, i0, c); break;
+    default: break;
   }
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
