@@ -10,6 +10,9 @@ thread count):
              long before; both numbers are per second of wall time, so the ratio is the speed-up of
              one machine's GPU over its CPU cores). T is chosen per configuration so that one run takes
              ~0.3 s (forward only: one checkpoint, no outputs but the final state).
+  tuning     the launch-plan overrides (NMMFIT_CUDA_SIMS_PER_BLOCK, NMMFIT_CUDA_W_SMEM) on a few
+             forward workloads, to check the planner's heuristics (W in shared memory up to 64 KiB,
+             blocks of <= 256 threads) against the alternatives.
   gradient   forward and forward+backward wall time of the CUDA op and its peak GPU memory
              (torch.cuda.max_memory_allocated, inputs excluded), with the CPU op's times on a smaller B.
 Times are the best of 3 after a warm-up; GPU timings are bracketed by torch.cuda.synchronize().
@@ -152,6 +155,37 @@ def forward_section(args, device):
     return rows
 
 
+def tuning_section(args, device):
+    rows = []
+    # (N, B, overrides): the heuristic's choice first, then alternatives
+    configs = [(68, 8192, {}), (68, 8192, {"NMMFIT_CUDA_SIMS_PER_BLOCK": "1"}),
+               (68, 8192, {"NMMFIT_CUDA_SIMS_PER_BLOCK": "7"}), (68, 8192, {"NMMFIT_CUDA_W_SMEM": "0"}),
+               (200, 8192, {}), (200, 8192, {"NMMFIT_CUDA_W_SMEM": "1", "NMMFIT_CUDA_SIMS_PER_BLOCK": "1"}),
+               (200, 8192, {"NMMFIT_CUDA_W_SMEM": "1", "NMMFIT_CUDA_SIMS_PER_BLOCK": "4"}),
+               (400, 8192, {}), (400, 8192, {"NMMFIT_CUDA_SIMS_PER_BLOCK": "2"})]
+    if args.smoke:
+        configs = [(6, 8, {}), (6, 8, {"NMMFIT_CUDA_SIMS_PER_BLOCK": "3", "NMMFIT_CUDA_W_SMEM": "0"})]
+    for N, B, env in configs:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            T = calibrated_T(lambda T: forward_fn("deco2014", N, B, T, device), device, args.target_s)
+            t = best_time(forward_fn("deco2014", N, B, T, device), device)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        rows.append(dict(section="tuning", device=device, preset="deco2014", dtype="float32", N=N, B=B, T=T,
+                         overrides=" ".join(f"{k[12:]}={v}" for k, v in env.items()) or "(heuristic)",
+                         seconds=fmt(t), node_steps_per_s=fmt(B * N * T / t)))
+        print(rows[-1], flush=True)
+    print("\nlaunch-plan overrides, forward deco2014 float32 (node-steps/s)")
+    table(rows, ["N", "B", "overrides", "T", "node_steps_per_s"])
+    return rows
+
+
 def gradient_section(args, device):
     rows = []
     # (preset, N, B on the device, B on the CPU, T, steps per sample)
@@ -194,7 +228,7 @@ def main():
     ap.add_argument("--N", type=int, nargs="*", help="override the node counts of the forward section")
     ap.add_argument("--B", type=int, nargs="*", help="override the batch sizes of the forward section")
     ap.add_argument("--target-s", type=float, default=0.3, help="seconds per timed forward run")
-    ap.add_argument("--sections", nargs="*", default=["forward", "gradient"])
+    ap.add_argument("--sections", nargs="*", default=["forward", "tuning", "gradient"])
     ap.add_argument("--json", default=os.path.join(os.environ.get("OUT", HERE), "results_gpu.json"))
     args = ap.parse_args()
     if args.smoke:
@@ -211,6 +245,8 @@ def main():
     rows = []
     if "forward" in args.sections:
         rows += forward_section(args, device)
+    if "tuning" in args.sections and not args.quick:
+        rows += tuning_section(args, device)
     if "gradient" in args.sections:
         rows += gradient_section(args, device)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
