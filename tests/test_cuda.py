@@ -43,8 +43,11 @@ def test_cu_files_compile_with_nvcc(arch, tmp_path):
     assert CU_FILES, "no csrc/cuda/*.cu"
     for src in CU_FILES:
         out = tmp_path / (os.path.basename(src) + ".o")
-        r = subprocess.run([NVCC, "-std=c++17", "-O3", "-c", f"-arch={arch}", "-I" + os.path.join(ROOT, "csrc", "include"),
-                            "-I" + os.path.join(ROOT, "csrc"), src, "-o", str(out)], capture_output=True, text=True)
+        # a host-only function called from device code is only a warning by default (and fails at
+        # run time): make it an error, the one thing the CPU emulation cannot catch
+        cmd = [NVCC, "-std=c++17", "-O3", "-c", f"-arch={arch}", "-Werror", "cross-execution-space-call",
+               "-I" + os.path.join(ROOT, "csrc", "include"), "-I" + os.path.join(ROOT, "csrc"), src, "-o", str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
         assert r.returncode == 0, f"nvcc -arch={arch} {os.path.basename(src)} failed:\n{r.stderr[-4000:]}"
         assert out.stat().st_size > 0
 
