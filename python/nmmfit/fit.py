@@ -159,6 +159,16 @@ def _check_finite(model: RWW, total, out_state, where: str, out_dir):
             + " Lower the learning rate, bound the parameters, or change the initial values.")
 
 
+def _grads_finite(optimizer, where: str, out_dir):
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                raise FitDivergedError(
+                    f"fit diverged at {where}: the gradient of {group.get('name', 'a parameter')} is NaN/Inf "
+                    f"(the loss was finite). The update was not applied."
+                    + (f" Completed epochs are saved in {Path(out_dir) / CHECKPOINT}." if out_dir else ""))
+
+
 def _params_finite(model: RWW, where: str, out_dir):
     for n, p in model.named_parameters():
         if not bool(torch.isfinite(p).all()):
@@ -166,8 +176,29 @@ def _params_finite(model: RWW, where: str, out_dir):
                                    + (f" Completed epochs are saved in {Path(out_dir) / CHECKPOINT}." if out_dir else ""))
 
 
+def _param_groups(model: RWW, objective: Objective, lr: float, lr_scale: dict) -> list:
+    """Adam parameter groups: one per model parameter (``g``, ..., ``gains``) and per loss term,
+    each with ``lr * lr_scale.get(name, 1)``."""
+    groups, known = [], set()
+    for name, p in model.named_parameters():
+        key = name[len("raw_"):] if name.startswith("raw_") else name
+        known.add(key)
+        groups.append(dict(params=[p], lr=lr * float(lr_scale.get(key, 1.0)), name=key))
+    for tname, term in objective.terms.items():
+        ps = list(term.parameters())
+        known.add(tname)
+        if ps:
+            groups.append(dict(params=ps, lr=lr * float(lr_scale.get(tname, 1.0)), name=tname))
+    unknown = set(lr_scale) - known
+    if unknown:
+        raise ValueError(f"lr_scale: unknown names {sorted(unknown)}; expected fitted parameters or loss terms "
+                         f"{sorted(known)}")
+    return groups
+
+
 def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "windowed",
         epochs: int = 20, window: int = 20, lr: float = 0.01, eps: float = 1e-7,
+        lr_scale: dict | None = None,
         average_last: int = 100, scale: str = "max", layout: str = "auto", seed: int | None = None,
         burn_in_windows: int = 2, test: bool = True, test_windows: int | str = 120,
         train_fc_skip: int = 10, out_dir=None, resume: bool = False,
@@ -186,6 +217,9 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
         epochs: passes over the data (full mode: updates).
         window: frames per window (20 in the paper); also the unit of burn-in and test length.
         lr, eps: Adam settings (paper: 0.01, 1e-7).
+        lr_scale: per-name multipliers of ``lr``: a model parameter (``"g"``, ``"g_EE"``, ...,
+            ``"gains"``) or a loss term (``"prior_g"``, ``"bifurcation"``, ...). Not in the paper:
+            e.g. ``{"g": 100, "prior_g": 100}`` lets g (O(100)) move as fast as the O(1) parameters.
         average_last: the estimate is the mean of the last this-many updates.
         scale: empirical BOLD scaling, ``"max"`` (paper), ``"zscore"`` or ``"none"``.
         seed: seeds the initial state, the state noise (Philox key) and the output noise
@@ -239,9 +273,10 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
     params = list(model.parameters()) + list(objective.parameters())
     if not params:
         raise ValueError("fit: nothing to fit (the model and the objective have no learnable parameters)")
-    optimizer = torch.optim.Adam(params, lr=lr, eps=eps)
+    optimizer = torch.optim.Adam(_param_groups(model, objective, lr, dict(lr_scale or {})), lr=lr, eps=eps)
 
     config = dict(preset=model.preset.name, mode=mode, B=B, N=N, T=T, window=window, lr=lr, eps=eps,
+                  lr_scale=dict(sorted((lr_scale or {}).items())),
                   average_last=average_last, scale=scale, seed=seed, burn_in_windows=burn_in_windows,
                   test_windows=test_windows, train_fc_skip=train_fc_skip,
                   steps_per_sample=sps, dt=model.preset.dt, objective={k: objective.weights[k] for k in objective.terms},
@@ -301,6 +336,7 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
             total, parts = objective(LossInput(out.bold, emp, out.E, out.I, model))
             _check_finite(model, total, out.state, where, out_dir)
             total.sum().backward()
+            _grads_finite(optimizer, where, out_dir)
             optimizer.step()
             X = out.state.detach()
             global_step += n_samp * sps

