@@ -71,46 +71,75 @@ void pack_state(const T* S, int64_t N, int64_t ld, T* state) {
   for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(S + v * ld, N, state + v * N);
 }
 
-// c[i0 : i0 + Width] = sum_j W[i, j] E_j with the partial sums held in registers across the whole
-// j loop (an axpy through memory would store and reload c N times). Two accumulator sets (even and
-// odd j) give the FMA pipeline independent chains to interleave.
+// out[i0 : i0 + Width] (+)= sum_r M[r, i0 : i0 + Width] x_r, M [rows, ld], with the partial sums
+// held in registers across the whole r loop (an axpy through memory would store and reload out once
+// per row). Two accumulator sets (even and odd r) give the FMA pipeline independent chains.
 template <int Width, class T>
-void coupling_block(const SimLocal<T>& sim, const T* E, int64_t i0, T* c) {
+void matvec_block(const T* M, int64_t rows, int64_t ld, const T* x, int64_t i0, bool accumulate, T* out) {
   T even[Width] = {}, odd[Width] = {};
-  const int64_t N = sim.N, ld = sim.ld;
-  const T* col = sim.Wt.data() + i0;
-  int64_t j = 0;
-  for (; j + 1 < N; j += 2) {
-    const T e0 = E[j], e1 = E[j + 1];
+  const T* m = M + i0;
+  int64_t r = 0;
+  for (; r + 1 < rows; r += 2) {
+    const T x0 = x[r], x1 = x[r + 1];
 #pragma omp simd
     for (int ii = 0; ii < Width; ++ii) {
-      even[ii] += col[j * ld + ii] * e0;
-      odd[ii] += col[(j + 1) * ld + ii] * e1;
+      even[ii] += m[r * ld + ii] * x0;
+      odd[ii] += m[(r + 1) * ld + ii] * x1;
     }
   }
-  if (j < N) {
+  if (r < rows) {
 #pragma omp simd
-    for (int ii = 0; ii < Width; ++ii) even[ii] += col[j * ld + ii] * E[j];
+    for (int ii = 0; ii < Width; ++ii) even[ii] += m[r * ld + ii] * x[r];
   }
 #pragma omp simd
-  for (int ii = 0; ii < Width; ++ii) c[i0 + ii] = even[ii] + odd[ii];
+  for (int ii = 0; ii < Width; ++ii) out[i0 + ii] = (accumulate ? out[i0 + ii] : T(0)) + (even[ii] + odd[ii]);
 }
 
-// Forward phase 1: c = W E (- rowsum * E for the Laplacian), over the columns of W in blocks of up to
-// 4 vectors.
+// out [ld] (+)= M^T x for M [rows, ld] (ld a multiple of kLanes), in blocks of up to 4 vectors.
+template <class T>
+void matvec_transposed(const T* M, int64_t rows, int64_t ld, const T* x, bool accumulate, T* out) {
+  int64_t i0 = 0;
+  for (; i0 + 4 * kLanes <= ld; i0 += 4 * kLanes) matvec_block<4 * kLanes>(M, rows, ld, x, i0, accumulate, out);
+  switch ((ld - i0) / kLanes) {
+    case 3: matvec_block<3 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
+    case 2: matvec_block<2 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
+    case 1: matvec_block<kLanes>(M, rows, ld, x, i0, accumulate, out); break;
+    default: break;
+  }
+}
+
+// Forward phase 1: c = W E (- rowsum * E for the Laplacian): c_i = sum_j Wt[j, i] E_j.
 template <class T, class Cfg>
 void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
   const int64_t ld = sim.ld;
-  int64_t i0 = 0;
-  for (; i0 + 4 * kLanes <= ld; i0 += 4 * kLanes) coupling_block<4 * kLanes>(sim, E, i0, c);
-  switch ((ld - i0) / kLanes) {
-    case 3: coupling_block<3 * kLanes>(sim, E, i0, c); break;
-    case 2: coupling_block<2 * kLanes>(sim, E, i0, c); break;
-    case 1: coupling_block<kLanes>(sim, E, i0, c); break;
-    default: break;
-  }
+  matvec_transposed(sim.Wt.data(), sim.N, ld, E, false, c);
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
+}
+
+// G [N, N] += sum over n steps of the outer product gc_k E_k^T: G_ij += sum_k gc[k, i] E[k, j], in double.
+// gc rows have stride gc_stride, E rows E_stride, both >= ld (padded nodes have gc = 0 and are not
+// written). A register tile of 4 rows x 16 columns accumulates over all k before touching G.
+template <class T>
+void accumulate_outer(double* G, int64_t N, int64_t ld, const T* gc, int64_t gc_stride, const T* E, int64_t E_stride,
+                      int64_t n) {
+  constexpr int RI = 4, CJ = 16;
+  for (int64_t i0 = 0; i0 < N; i0 += RI) {
+    for (int64_t j0 = 0; j0 < N; j0 += CJ) {
+      double acc[RI][CJ] = {};
+      for (int64_t k = 0; k < n; ++k) {
+        const T* e = E + k * E_stride + j0;
+        const T* g = gc + k * gc_stride + i0;
+        for (int r = 0; r < RI; ++r) {
+          const double gr = i0 + r < ld ? double(g[r]) : 0.0;
+#pragma omp simd
+          for (int jj = 0; jj < CJ; ++jj) acc[r][jj] += gr * double(e[jj]);
+        }
+      }
+      for (int r = 0; r < RI && i0 + r < N; ++r)
+        for (int jj = 0; jj < CJ && j0 + jj < N; ++jj) G[(i0 + r) * N + j0 + jj] += acc[r][jj];
+    }
+  }
 }
 
 // The step's noise for all nodes, xi [2, ld]: the same values as node_noise() node by node,
@@ -237,26 +266,11 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
         for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
       if (is_hemo_step(cfg, t)) adjoint_all<true>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
       else adjoint_all<false>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
-      // Phase 2: lambda_E += W^T gc, as axpys over the rows of W.
-      for (int64_t i = 0; i < N; ++i) {
-        const T g = gc_k[i];
-        const T* row = sim.Wr.data() + i * ld;
-#pragma omp simd
-        for (int64_t j = 0; j < ld; ++j) L[j] += row[j] * g;
-      }
+      // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
+      matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
     }
     // dL/dW_ij = sum_t gc_t[i] E_t[j] over the segment: one [N, n] x [n, N] product, in double.
-    if (G) {
-      for (int64_t i = 0; i < N; ++i) {
-        double* Gi = G + i * N;
-        for (int64_t k = 0; k < n; ++k) {
-          const double g = w.gc[k * ld + i];
-          const T* E_k = w.S.data() + k * l6;
-#pragma omp simd
-          for (int64_t j = 0; j < N; ++j) Gi[j] += g * double(E_k[j]);
-        }
-      }
-    }
+    if (G) accumulate_outer(G, N, ld, w.gc.data(), ld, w.S.data(), l6, n);
   }
   pack_state(L, N, ld, a.grad_state0 + b * n6);
   for (int64_t p = 0; p < kNumParams; ++p)
