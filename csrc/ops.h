@@ -3,8 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <tuple>
-#include <vector>
 
 #include "nmmfit/params.h"
 
@@ -24,5 +24,73 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> empty_sim
 
 // Checks a cotangent: undefined (zero) or of the given shape, dtype and device.
 void check_cotangent(const char* name, const at::Tensor& g, at::IntArrayRef shape, const at::Tensor& like);
+
+template <class T>
+const T* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+// One call of nmmfit::simulate, checked: contiguous inputs and freshly allocated outputs. Every
+// executor's wrapper (CPU, CUDA, the GPU emulation) starts from this and fills ForwardArgs<T>.
+// A CUDA wrapper sets its device guard first (contiguous() may copy on the device).
+struct ForwardCall {
+  Sizes z;
+  at::Tensor W, params, state0, stream;                // [N, N] | [B, N, N]; [B, 6, N]; [B, 6, N]; [B]
+  at::Tensor bold, E_rec, I_rec, state, checkpoints;   // [B, S, N]; [B, R, N] x 2; [B, 6, N]; [B, n_seg, 6, N]
+
+  template <class T>
+  ForwardArgs<T> args() const {
+    return ForwardArgs<T>{z, W.const_data_ptr<T>(), W.dim() == 3 ? z.N * z.N : 0, params.const_data_ptr<T>(),
+                          state0.const_data_ptr<T>(), stream.const_data_ptr<int64_t>(), bold.data_ptr<T>(),
+                          E_rec.data_ptr<T>(), I_rec.data_ptr<T>(), state.data_ptr<T>(), checkpoints.data_ptr<T>()};
+  }
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> outputs() const {
+    return {bold, E_rec, I_rec, state, checkpoints};
+  }
+};
+
+ForwardCall prepare_forward(const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0,
+                            const at::Tensor& stream, int64_t seed, int64_t step_offset, int64_t n_steps,
+                            int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every, bool noise,
+                            at::IntArrayRef switches, at::ArrayRef<double> scalars);
+
+// One call of nmmfit::simulate_backward, checked: contiguous inputs and cotangents (undefined where
+// the output got no gradient) and freshly allocated gradients.
+struct BackwardCall {
+  Sizes z;
+  bool need_grad_W;
+  at::Tensor W, params, stream, checkpoints;                  // as ForwardCall
+  at::Tensor grad_bold, grad_E_rec, grad_I_rec, grad_state;   // cotangents of the forward outputs
+  at::Tensor grad_W, grad_params, grad_state0;                // [W's shape]; [B, 6, N]; [B, 6, N]
+
+  template <class T>
+  BackwardArgs<T> args() const {
+    return BackwardArgs<T>{z,
+                           W.const_data_ptr<T>(),
+                           W.dim() == 3 ? z.N * z.N : 0,
+                           params.const_data_ptr<T>(),
+                           stream.const_data_ptr<int64_t>(),
+                           checkpoints.const_data_ptr<T>(),
+                           ptr_or_null<T>(grad_bold),
+                           ptr_or_null<T>(grad_E_rec),
+                           ptr_or_null<T>(grad_I_rec),
+                           ptr_or_null<T>(grad_state),
+                           need_grad_W ? grad_W.data_ptr<T>() : nullptr,
+                           grad_params.data_ptr<T>(),
+                           grad_state0.data_ptr<T>()};
+  }
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> outputs() const { return {grad_W, grad_params, grad_state0}; }
+};
+
+BackwardCall prepare_backward(const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
+                              const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state,
+                              const at::Tensor& W, const at::Tensor& params, const at::Tensor& stream,
+                              const at::Tensor& checkpoints, int64_t seed, int64_t step_offset, int64_t n_steps,
+                              int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every, bool noise,
+                              at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W);
+
+// Checks the arguments of nmmfit::noise (stream [B] int64).
+void check_noise_args(int64_t seed, const at::Tensor& stream, int64_t N, int64_t n_steps, int64_t step_offset,
+                      at::ScalarType dtype);
 
 }  // namespace nmmfit

@@ -133,87 +133,44 @@ void backward_emulated(const BackwardArgs<T>& a, const Plan& p, char* ws, int or
   }
 }
 
-template <class T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.defined() ? t.const_data_ptr<T>() : nullptr;
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_emulated(
-    const at::Tensor& W_, const at::Tensor& params_, const at::Tensor& state0_, const at::Tensor& stream_,
-    int64_t seed, int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every,
-    int64_t checkpoint_every, bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
-  const Sizes z = check_simulate_inputs(W_, params_, state0_, stream_, seed, step_offset, n_steps, steps_per_sample,
+    const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
+    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+  TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
+  const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
                                         record_every, checkpoint_every, noise, switches, scalars);
-  TORCH_CHECK(W_.is_cpu(), "W: the GPU emulation runs on CPU tensors");
-  const at::Tensor W = W_.contiguous(), params = params_.contiguous(), state0 = state0_.contiguous(),
-                   stream = stream_.contiguous();
-  auto out = empty_simulate_outputs(z, W);
-  const Plan p = plan_for(z, W.dim() == 3, static_cast<int>(W.element_size()), false, false);
+  const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), false, false);
   at::Tensor ws = nan_workspace(p);
   const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
-  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "nmmfit::simulate_gpu_emulated", [&] {
-    ForwardArgs<scalar_t> a{z, W.const_data_ptr<scalar_t>(), W.dim() == 3 ? z.N * z.N : 0,
-                            params.const_data_ptr<scalar_t>(), state0.const_data_ptr<scalar_t>(),
-                            stream.const_data_ptr<int64_t>(), std::get<0>(out).data_ptr<scalar_t>(),
-                            std::get<1>(out).data_ptr<scalar_t>(), std::get<2>(out).data_ptr<scalar_t>(),
-                            std::get<3>(out).data_ptr<scalar_t>(), std::get<4>(out).data_ptr<scalar_t>()};
-    forward_emulated(a, p, static_cast<char*>(ws.data_ptr()), order);
+  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_gpu_emulated", [&] {
+    forward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
   });
-  return out;
+  return c.outputs();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> simulate_backward_emulated(
-    const std::optional<at::Tensor>& grad_bold_, const std::optional<at::Tensor>& grad_E_rec_,
-    const std::optional<at::Tensor>& grad_I_rec_, const std::optional<at::Tensor>& grad_state_, const at::Tensor& W_,
-    const at::Tensor& params_, const at::Tensor& stream_, const at::Tensor& checkpoints_, int64_t seed,
+    const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
+    const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
+    const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
     bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
-  TORCH_CHECK(W_.is_cpu(), "W: the GPU emulation runs on CPU tensors");
-  const at::Tensor W = W_.contiguous(), params = params_.contiguous(), stream = stream_.contiguous(),
-                   checkpoints = checkpoints_.contiguous();
-  const Sizes z = check_simulate_inputs(W, params, params, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars);
-  auto cot = [&](const char* name, const std::optional<at::Tensor>& g, at::IntArrayRef shape) {
-    at::Tensor t = g.has_value() ? g->contiguous() : at::Tensor();
-    check_cotangent(name, t, shape, W);
-    return t;
-  };
-  const at::Tensor gb = cot("grad_bold", grad_bold_, {z.B, z.n_samples(), z.N});
-  const at::Tensor gE = cot("grad_E_rec", grad_E_rec_, {z.B, z.n_records(), z.N});
-  const at::Tensor gI = cot("grad_I_rec", grad_I_rec_, {z.B, z.n_records(), z.N});
-  const at::Tensor gs = cot("grad_state", grad_state_, {z.B, kNumVars, z.N});
-  check_cotangent("checkpoints", checkpoints, {z.B, z.n_segments(), kNumVars, z.N}, W);
-  at::Tensor grad_W = need_grad_W ? at::empty(W.sizes(), W.options()) : at::zeros(W.sizes(), W.options());
-  at::Tensor grad_params = at::empty(params.sizes(), params.options());
-  at::Tensor grad_state0 = at::empty(params.sizes(), params.options());
-  const Plan p = plan_for(z, W.dim() == 3, static_cast<int>(W.element_size()), true, need_grad_W);
+  TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
+  const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
+                                          seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
+                                          noise, switches, scalars, need_grad_W);
+  const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), true, need_grad_W);
   at::Tensor ws = nan_workspace(p);
   const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
-  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "nmmfit::simulate_backward_gpu_emulated", [&] {
-    BackwardArgs<scalar_t> a{z,
-                             W.const_data_ptr<scalar_t>(),
-                             W.dim() == 3 ? z.N * z.N : 0,
-                             params.const_data_ptr<scalar_t>(),
-                             stream.const_data_ptr<int64_t>(),
-                             checkpoints.const_data_ptr<scalar_t>(),
-                             ptr_or_null<scalar_t>(gb),
-                             ptr_or_null<scalar_t>(gE),
-                             ptr_or_null<scalar_t>(gI),
-                             ptr_or_null<scalar_t>(gs),
-                             need_grad_W ? grad_W.data_ptr<scalar_t>() : nullptr,
-                             grad_params.data_ptr<scalar_t>(),
-                             grad_state0.data_ptr<scalar_t>()};
-    backward_emulated(a, p, static_cast<char*>(ws.data_ptr()), order);
+  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward_gpu_emulated", [&] {
+    backward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
   });
-  return {grad_W, grad_params, grad_state0};
+  return c.outputs();
 }
 
 at::Tensor noise_emulated(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
                           at::ScalarType dtype) {
-  TORCH_CHECK(seed >= 0, "seed: expected a non-negative int, got ", seed);
-  TORCH_CHECK(stream_.scalar_type() == at::kLong && stream_.dim() == 1, "stream: expected an int64 tensor of shape [B]");
-  TORCH_CHECK(N >= 1 && n_steps >= 0 && step_offset >= 0, "N, n_steps, step_offset: expected N >= 1, n_steps >= 0, step_offset >= 0");
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "dtype: expected float32 or float64, got ", dtype);
+  check_noise_args(seed, stream_, N, n_steps, step_offset, dtype);
   const at::Tensor stream = stream_.contiguous();
   const int64_t B = stream.size(0), total = B * n_steps * N;
   at::Tensor out = at::empty({B, n_steps, 2, N}, stream.options().dtype(dtype));
