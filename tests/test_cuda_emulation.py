@@ -46,6 +46,11 @@ def backward_args(args, fwd, cts, need_W=True):
     return (*cts, W, params, stream, fwd[4], *config, need_W)
 
 
+# The emulated GPU kernels sum the coupling in j order, the CPU executor in two interleaved register
+# chains: gradients through a few dozen chaotic-ish steps differ at ~1e-10 relative in float64.
+GRAD_RTOL = 1e-9
+
+
 def assert_close_rel(a, b, rtol, name=""):
     assert a.shape == b.shape, name
     if b.numel():
@@ -96,7 +101,7 @@ def test_forward_and_backward_match_cpu_float64(monkeypatch, preset, batched_W, 
     g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
     for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
         assert torch.isfinite(a).all(), name
-        assert_close_rel(a, b, 1e-11, name)
+        assert_close_rel(a, b, GRAD_RTOL, name)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -116,7 +121,7 @@ def test_grid_smaller_than_groups(monkeypatch, preset, batched_W):
     g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))
     g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
     for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
-        assert_close_rel(a, b, 1e-11, name)
+        assert_close_rel(a, b, GRAD_RTOL, name)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -129,7 +134,7 @@ def test_missing_cotangents_and_no_grad_W(preset):
             g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts, need_W))
             g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts, need_W))
             for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
-                assert_close_rel(a, b, 1e-11, f"{name} drop={drop} need_W={need_W}")
+                assert_close_rel(a, b, GRAD_RTOL, f"{name} drop={drop} need_W={need_W}")
             if not need_W:
                 assert (g_emu[0] == 0).all()
 
@@ -176,7 +181,7 @@ def test_without_noise(preset):
     cts = cotangents(cpu)
     for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
                     torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
-        assert_close_rel(a, b, 1e-11)
+        assert_close_rel(a, b, GRAD_RTOL)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -222,7 +227,7 @@ def test_large_network_one_simulation_per_block_W_from_global():
     cts = cotangents(cpu)
     for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
                     torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
-        assert_close_rel(a, b, 1e-11)
+        assert_close_rel(a, b, GRAD_RTOL)
 
 
 def test_packing_heuristic():

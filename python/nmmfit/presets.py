@@ -91,7 +91,8 @@ GRIFFITHS2022 = Preset(
     name="griffiths2022", coupling="laplacian", current_squash="tanh_relu", rate="griffiths2022",
     state_bound="tanh_relu", hemo_bound=True, dt=0.05, hemo_dt=0.05, hemo_every=1,
     bold_scale=100.0 * 0.02 / 0.34, tr=0.75,
-    defaults=dict(g=20.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, I_0=0.2, sigma=0.02),
+    # The ground truth of the paper's synthetic experiments (its code): g=100, g_EE=3.5, g_IE=g_EI=0.42.
+    defaults=dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, I_0=0.2, sigma=0.02),
 )
 
 DECO2014 = Preset(
