@@ -28,7 +28,7 @@ $(VENV)/.built: $(VENV)/.deps $(SOURCES)
 install: $(VENV)/.built
 
 demo: install
-	$(PY) -m nmmfit.cli demo --out out/demo
+	$(PY) -m nmmfit demo --out out/demo
 
 test: install
 	$(PY) -m pytest -q
