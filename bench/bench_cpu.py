@@ -102,6 +102,19 @@ def measure_memory(impl, preset, N, B, T, mode):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def kernel_gradient_bytes(B, N, T, esize=4, threads=None):
+    """What the CPU kernels hold for one forward+backward beyond inputs and outputs: the checkpoints
+    (every K = isqrt(T) steps) plus, per thread, one recomputed segment in the padded layout
+    (csrc/cpu/simulate_cpu.cpp: SegmentBuffers, SimLocal)."""
+    import math
+    threads = threads or torch.get_num_threads()
+    K = max(1, math.isqrt(T))
+    ld = -(-N // 16) * 16
+    checkpoints = B * -(-T // K) * 6 * N * esize
+    per_thread = ((K + 1) * 6 + K * 4 + 6) * ld * esize + 6 * ld * 8 + 2 * N * ld * esize + 10 * ld * esize
+    return checkpoints + min(threads, B) * per_thread
+
+
 def table(rows, cols):
     widths = [max(len(c), *(len(f"{r[c]}") for r in rows)) for c in cols]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
@@ -173,11 +186,16 @@ def paper_section(quick):
     T_r = 3000 if quick else T
     speed = (g_r["seconds"] * T / T_r) / g_k["seconds"]
     mem = g_r["peak_rss_growth_mb"] * (T / T_r) / max(g_k["peak_rss_growth_mb"], 0.1)
+    model_mb = kernel_gradient_bytes(B, N, T) / 2**20
+    mem_model = g_r["peak_rss_growth_mb"] * (T / T_r) / model_mb
     print(f"\npaper workload (griffiths2022, N=80, 18000 steps, B=1, float32)")
     table(rows, ["impl", "mode", "T", "seconds", "seconds_full_run", "peak_rss_growth_mb"])
     print(f"forward+backward: kernel {speed:.0f}x faster than autograd through the reference; "
-          f"peak memory growth {mem:.0f}x lower (kernel growth floored at 0.1 MB)")
-    rows.append(dict(section="paper", summary=True, grad_speedup=speed, grad_memory_ratio=mem))
+          f"peak memory growth {mem:.0f}x lower (kernel growth floored at 0.1 MB: below what ru_maxrss "
+          f"resolves after import); the kernel's own buffers are {model_mb:.2f} MB by construction "
+          f"(checkpoints + one segment per thread), {mem_model:.0f}x less than the reference's growth")
+    rows.append(dict(section="paper", summary=True, grad_speedup=speed, grad_memory_ratio_rss=mem,
+                     kernel_buffer_mb=model_mb, grad_memory_ratio_buffers=mem_model))
     return rows
 
 

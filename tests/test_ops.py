@@ -250,3 +250,13 @@ def test_cuda_tensors_without_cuda_build_raise_clearly():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             nmmfit.ops._require_kernel(torch.device("cuda"))
+
+
+def test_nonfinite_gradient_warns_instead_of_passing_silently():
+    # Un-normalised coupling with a large g is chaotic: the float32 adjoint over a long run overflows.
+    W = torch.rand(80, 80, generator=torch.Generator().manual_seed(0))
+    g = torch.full((1,), 20.0, requires_grad=True)
+    out = nmmfit.simulate((W + W.T) / 2, {"g": g}, None, 18000, preset="griffiths2022", batch=1)
+    with pytest.warns(RuntimeWarning, match="gradient of simulate"):
+        out.bold.mean().backward()
+    assert not torch.isfinite(g.grad).all()

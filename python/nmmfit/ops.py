@@ -10,6 +10,7 @@ Memory of a gradient is O(n_steps / K + K) states per simulation.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -17,6 +18,14 @@ from ._ext import HAS_EXTENSION, build_info, warn_fallback
 from ._inputs import SimOutput, prepare_inputs
 from .philox import noise_ref
 from .reference import simulate_ref
+
+def warn_if_nonfinite(what: str, hint: str, *tensors) -> None:
+    """Warn (never silently pass on) NaN/Inf produced by a simulation or its adjoint."""
+    if torch.compiler.is_compiling():
+        return
+    if any(t is not None and t.numel() and not bool(torch.isfinite(t).all()) for t in tensors):
+        warnings.warn(f"nmmfit: {what} contains NaN or Inf; {hint}", RuntimeWarning, stacklevel=3)
+
 
 if HAS_EXTENSION:
 
@@ -47,6 +56,9 @@ if HAS_EXTENSION:
         grad_W, grad_params, grad_state0 = torch.ops.nmmfit.simulate_backward(
             grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints, *ctx.config,
             ctx.needs_input_grad[0])
+        warn_if_nonfinite("the gradient of simulate", "the adjoint overflowed: the dynamics are unstable or "
+                          "chaotic at these parameters over this horizon (float32 overflows first): use float64, "
+                          "shorter windows or weaker coupling", grad_W, grad_params, grad_state0)
         return (grad_W if ctx.needs_input_grad[0] else None, grad_params, grad_state0) + (None,) * (1 + len(ctx.config))
 
     torch.library.register_autograd("nmmfit::simulate", _simulate_backward, setup_context=_setup_context)
@@ -89,6 +101,8 @@ def simulate(W, params=None, state0=None, n_steps=1, *, preset="griffiths2022", 
     bold, E, I, state, _ = torch.ops.nmmfit.simulate(
         inp.W, inp.params, inp.state0, inp.stream, inp.seed, inp.step_offset, inp.n_steps, inp.steps_per_sample,
         inp.record_every, inp.checkpoint_every, inp.noise, inp.preset.switches(), inp.preset.scalars())
+    warn_if_nonfinite("the simulated BOLD or state", "the parameters leave the model unstable (check the "
+                      "hemodynamic states; a smaller dt or weaker coupling may help)", bold, state)
     return SimOutput(bold, E, I, state)
 
 
