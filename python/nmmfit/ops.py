@@ -13,6 +13,7 @@ import math
 import warnings
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 from ._ext import HAS_EXTENSION, build_info, warn_fallback
 from ._inputs import SimOutput, prepare_inputs
@@ -21,9 +22,11 @@ from .reference import simulate_ref
 
 def warn_if_nonfinite(what: str, hint: str, *tensors) -> None:
     """Warn (never silently pass on) NaN/Inf produced by a simulation or its adjoint."""
-    if torch.compiler.is_compiling():
+    tensors = [t for t in tensors if t is not None and t.numel()]
+    # Under torch.compile (also while AOT autograd traces the backward) values are not known.
+    if torch.compiler.is_compiling() or any(is_fake(t) for t in tensors):
         return
-    if any(t is not None and t.numel() and not bool(torch.isfinite(t).all()) for t in tensors):
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
         warnings.warn(f"nmmfit: {what} contains NaN or Inf; {hint}", RuntimeWarning, stacklevel=3)
 
 
