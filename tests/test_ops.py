@@ -168,6 +168,19 @@ def test_opcheck_simulate(preset, batched_W):
     torch.library.opcheck(torch.ops.nmmfit.simulate.default, args)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+def test_opcheck_simulate_backward(preset):
+    args = op_args(preset)
+    W, params, _, stream, *config = args
+    bold, E, I, state, checkpoints = torch.ops.nmmfit.simulate(*args)
+    g = torch.Generator().manual_seed(3)
+    cot = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in (bold, E, I, state)]
+    torch.library.opcheck(torch.ops.nmmfit.simulate_backward.default,
+                          (*cot, W, params, stream, checkpoints, *config, True))
+    torch.library.opcheck(torch.ops.nmmfit.simulate_backward.default,
+                          (cot[0], None, None, None, W, params, stream, checkpoints, *config, False))
+
+
 def test_opcheck_noise():
     torch.library.opcheck(torch.ops.nmmfit.noise.default, (3, torch.arange(2), 4, 5, 7, torch.float32))
 
