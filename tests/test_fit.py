@@ -174,3 +174,31 @@ def test_unstable_parameters_raise_naming_epoch_and_window_and_keep_checkpoint(t
         _fit(m, bold, epochs=3, window=5, out_dir=tmp_path, callback=blow_up, test=False)
     ck = torch.load(tmp_path / CHECKPOINT, weights_only=False)
     assert ck["epoch"] == 1
+
+
+def test_full_mode_lbfgs_common_random_numbers(synthetic):
+    from nmmfit.losses import moments_objective
+    kw = dict(objective=moments_objective(blocks=4), scale="none", mode="full", optimizer="lbfgs", lr=1.0,
+              resample_noise=False, sim_frames=50, discard_frames=10, epochs=4, burn_in_windows=1,
+              lr_scale=dict(g=100.0, g_EE=3.0, g_IE=0.4, g_EI=0.4, sigma_out=0.02))
+    a = _fit(_model(B=2, fit_gains=False), synthetic, **kw)
+    b = _fit(_model(B=2, fit_gains=False), synthetic, **kw)
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])      # deterministic
+    assert a.train_bold.shape == (2, 40, N)                                    # 50 simulated - 10 discarded
+    assert np.all(a.history["loss"][-1] < a.history["loss"][0])
+    np.testing.assert_allclose(a.fitted["g"], a.history["param.g"][-1])         # L-BFGS: the last iterate
+    with pytest.raises(ValueError, match="deterministic"):
+        _fit(_model(), synthetic, mode="full", optimizer="lbfgs")
+    with pytest.raises(ValueError, match="mode='full' only"):
+        _fit(_model(), synthetic, sim_frames=50)
+    with pytest.raises(ValueError, match="optimizer"):
+        _fit(_model(), synthetic, optimizer="sgd")
+
+
+def test_adam_betas_and_lr_decay(synthetic):
+    res = _fit(_model(fit_gains=False), synthetic, mode="full", epochs=3, lr_final=0.1, betas=(0.9, 0.99),
+               sim_frames=60)
+    assert res.config["betas"] == [0.9, 0.99] and res.config["lr_final"] == 0.1
+    assert res.history["loss"].shape == (3, 1)
+    with pytest.raises(ValueError, match="lr_final"):
+        _fit(_model(), synthetic, lr_final=0.0)

@@ -147,3 +147,49 @@ def test_objective_weights_parts_and_per_model_independence():
         griffiths2022_objective(m, weights=dict(fcc=1.0))
     with pytest.raises(TypeError, match="LossTerm"):
         Objective({"x": (torch.nn.Linear(1, 1), 1.0)})
+
+
+def test_moment_losses_vs_numpy_and_longer_simulation():
+    from nmmfit.losses import BoldACFLoss, BoldLogSDLoss, BoldMeanLoss, FCMSELoss
+    rng = np.random.default_rng(5)
+    emp = rng.normal(1.0, 0.1, (B, 40, N)) + 0.05 * rng.normal(size=(B, 40, 1))
+    sim = rng.normal(1.0, 0.12, (B, 70, N))              # a longer simulated run: statistics are compared
+    sd = emp.std(1, ddof=1)
+    want_mean = (((sim.mean(1) - emp.mean(1)) / sd) ** 2).mean(-1)
+    want_sd = ((np.log(sim.std(1, ddof=1)) - np.log(sd)) ** 2).mean(-1)
+
+    def acf1(x):
+        x = x - x.mean(1, keepdims=True)
+        return (x[:, 1:] * x[:, :-1]).mean(1) / (x * x).mean(1)
+
+    want_acf = ((acf1(sim) - acf1(emp)) ** 2).mean(-1)
+    i, j = np.tril_indices(N, -1)
+    want_fc = np.array([np.mean((np.corrcoef(s.T)[i, j] - np.corrcoef(e.T)[i, j]) ** 2) for s, e in zip(sim, emp)])
+    x = _inp(sim, emp)
+    np.testing.assert_allclose(BoldMeanLoss()(x).numpy(), want_mean, rtol=1e-8)
+    np.testing.assert_allclose(BoldLogSDLoss()(x).numpy(), want_sd, rtol=1e-8)
+    np.testing.assert_allclose(BoldACFLoss()(x).numpy(), want_acf, rtol=1e-8)
+    np.testing.assert_allclose(FCMSELoss()(x).numpy(), want_fc, rtol=1e-8)
+    # normalize="blocks": divided by the variance over K blocks / K, pooled over the elements
+    K = 4
+    blocks = emp.reshape(B, K, 10, N)
+    v = (blocks.mean(2) / sd[:, None]).var(1, ddof=1).mean(-1) / K
+    np.testing.assert_allclose(BoldMeanLoss("blocks", K)(x).numpy(), want_mean / v, rtol=1e-8)
+    with pytest.raises(ValueError, match="normalize"):
+        BoldMeanLoss("bootstrap")
+    with pytest.raises(ValueError, match="too few"):
+        FCMSELoss("blocks", 20)(x)
+
+
+def test_moments_objective_terms_and_weights():
+    from nmmfit.losses import moments_objective
+    obj = moments_objective(blocks=4)
+    assert set(obj.terms) == {"fc", "mean", "logsd", "acf"} and not obj.needs_states
+    sim, emp = _data(6)
+    total, parts = obj(_inp(sim, emp))
+    torch.testing.assert_close(total, sum(parts.values()))
+    assert set(moments_objective(blocks=4, weights=dict(acf=0.0)).terms) == {"fc", "mean", "logsd"}
+    # identical data: every term is zero
+    assert float(obj(_inp(emp, emp))[0].abs().max()) < 1e-10
+    with pytest.raises(ValueError, match="unknown term"):
+        moments_objective(weights=dict(var=1.0))

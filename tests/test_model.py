@@ -162,3 +162,18 @@ def test_gradients_flow_to_fitted_parameters_only():
     pre = m.sc.numpy()
     assert np.all(g[pre == 0] == 0)          # zeros of SC (and the diagonal) get no gradient ...
     assert np.abs(g[pre > 0]).max() > 0      # ... the others do
+
+
+def test_rng_by_stream_gives_common_random_numbers():
+    sc = np.random.default_rng(0).uniform(0, 1, (4, 4))
+    m = RWW(sc, batch=3, fit=(), stream=torch.tensor([0, 0, 1]), rng_by_stream=True)
+    x0 = m.initial_state(seed=1)[:1].repeat(3, 1, 1)
+    with torch.no_grad():
+        b = m(6, x0, 0).bold
+    torch.testing.assert_close(b[0], b[1])          # same stream: same state and output noise
+    assert not torch.allclose(b[0], b[2])
+    assert m.config()["rng_by_stream"] is True
+    # seeded initial states by stream: the same model alone or in a batch starts the same
+    alone = RWW(sc, batch=1, fit=(), stream=torch.tensor([1]), rng_by_stream=True)
+    torch.testing.assert_close(m.initial_state(seed=5)[2], alone.initial_state(seed=5)[0])
+    torch.testing.assert_close(m.initial_state(seed=5)[0], m.initial_state(seed=5)[1])

@@ -65,15 +65,16 @@ def _test_windows(text):
     return n
 
 
-def _common(p, *, epochs, epochs_help=None):
+def _common(p, *, epochs, epochs_help=None, mode="windowed", mode_help=None, lr=0.01, lr_help=None,
+            test_windows="data", test_help=None):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=epochs, help=epochs_help or f"passes over the data (default {epochs})")
     p.add_argument("--window", type=int, default=20, help="frames per window (default 20, the paper)")
-    p.add_argument("--mode", choices=("windowed", "full"), default="windowed",
-                   help="windowed truncated backprop (the paper) or full-session exact gradients")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
-    p.add_argument("--test-windows", type=_test_windows, default="data",
-                   help="test run length in windows, or 'data' (as many as the data has; default)")
+    p.add_argument("--mode", choices=("windowed", "full"), default=mode,
+                   help=mode_help or "windowed truncated backprop (the paper; default) or full-session exact gradients")
+    p.add_argument("--lr", type=float, default=lr, help=lr_help or f"Adam learning rate (default {lr})")
+    p.add_argument("--test-windows", type=_test_windows, default=test_windows,
+                   help=test_help or "test run length in windows, or 'data' (as many as the data has; default)")
     p.add_argument("--lr-scale", type=_scale, action="append", default=[], metavar="NAME=X",
                    help="multiply the learning rate of a parameter or loss term, e.g. g=100 prior_g=100 (not in the paper)")
     p.add_argument("--seed", type=int, default=0)
@@ -100,12 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-sigma", action="store_true",
                    help="also fit the state-noise std from the paper's 0.07 (default: fixed at 0.02)")
 
-    p = sub.add_parser("recover", help="the paper's synthetic experiment: recover known parameters")
-    _common(p, epochs=10)
+    p = sub.add_parser("recover", help="the paper's synthetic experiment: recover known parameters",
+                       description="Synthetic BOLD from known parameters (the paper's: g=100 g_EE=3.5 g_IE=g_EI=0.42, "
+                                   "noise 0.02) on the Hagmann SC, fitted from random starts batched in one model. "
+                                   "Default: the moments objective (FC, BOLD mean, log-sd, lag-1 autocorrelation, "
+                                   "normalised by their sampling variance) minimised by L-BFGS with exact "
+                                   "full-session gradients and common random numbers; 1-D/2-D objective scans.")
+    _common(p, epochs=None, epochs_help="iterations/epochs (default: 60 L-BFGS iterations; 20 windowed epochs "
+                                        "with --objective paper; 300 for full-session Adam)",
+            mode=None, mode_help="default: full (moments objective) or windowed (--objective paper)",
+            lr=None, lr_help="default: 1 (L-BFGS step) or 0.01 (Adam)", test_windows=120,
+            test_help="test run length in windows (default 120, the paper's protocol)")
     p.add_argument("--dataset", default="hagmann66", help="connectome for the synthetic data (default hagmann66)")
     p.add_argument("--subject", default="0")
-    p.add_argument("--starts", type=int, default=4, help="random starts, fitted together as a batch")
+    p.add_argument("--starts", type=int, default=5, help="random starts, fitted together as a batch (default 5)")
     p.add_argument("--frames", type=int, default=1200, help="synthetic BOLD length (default 1200)")
+    p.add_argument("--objective", choices=("moments", "paper"), default="moments",
+                   help="moments (default; data in the model's units) or the paper's objective and scheme")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=None,
+                   help="default: lbfgs (moments objective), adam (paper)")
+    p.add_argument("--start", choices=("uniform", "paper"), default="uniform",
+                   help="random starts uniform within +-SPREAD of the truth (default) or the paper's initial values")
+    p.add_argument("--spread", type=float, default=0.4, help="relative half-width of the uniform starts (default 0.4)")
+    p.add_argument("--sim-factor", type=float, default=2.0,
+                   help="full mode: simulated frames per evaluation / data frames (default 2)")
+    p.add_argument("--no-scan", action="store_true", help="skip the 1-D/2-D objective scans around the truth")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the objective over g_IE, g_EI and g (others re-fitted; several minutes)")
     p.add_argument("--gains", action="store_true", help="also fit the SC gains")
     p.add_argument("--truth", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
@@ -114,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, epochs=20)
     p.add_argument("--dataset", default=None, help="bundled dataset name (e.g. hcp_aal2, hcp_schaefer100)")
     p.add_argument("--subject", default="0")
+    p.add_argument("--subjects", default=None, metavar="LIST",
+                   help="several subjects of --dataset fitted batched in one model (one SC and BOLD each), "
+                        "e.g. 0-6 or 0,2,5 or subject IDs")
     p.add_argument("--sc", default=None, help="SC file (.npy/.npz/.mat/.csv/.txt), N x N")
     p.add_argument("--bold", default=None, help="BOLD file, frames x regions (or regions x frames)")
     p.add_argument("--tr", type=float, default=None)
@@ -186,17 +211,32 @@ def main(argv=None) -> int:
             return 0
         if args.command == "recover":
             rep = ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
-                             starts=args.starts, frames=args.frames, gains=args.gains, **common)
+                             starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
+                             optimizer=args.optimizer, start=args.start, spread=args.spread,
+                             sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile, **common)
             print(f"recover: synthetic BOLD on {rep['dataset']} ({rep['N']} regions, {rep['frames']} frames), "
-                  f"{rep['starts']} starts batched, {rep['epochs']} epochs, gains {'on' if rep['gains'] else 'off'}")
-            print(f"{'param':6s} {'true':>8s}  recovered per start (start value)")
+                  f"{rep['starts']} starts ({rep['start_scheme']}" + (f" +-{100 * rep['spread']:.0f}%" if rep["spread"] else "")
+                  + f") batched; {rep['objective']} objective, {rep['optimizer']} ({rep['mode']}), {rep['epochs']} "
+                  f"iterations; gains {'on' if rep['gains'] else 'off'}; fixed at the truth: {', '.join(rep['fixed_at_truth'])}")
+            print(f"{'param':9s} {'true':>8s}  recovered (start) per start          median   rel.err  median|err|  <=10%")
             for n, row in rep["parameters"].items():
-                per = "  ".join(f"{r:.4g} ({s:.3g})" for r, s in zip(row["recovered"], row["start"]))
-                print(f"{n:6s} {row['true']:8.4g}  {per}   mean {row['mean']:.4g} +- {row['sd']:.3g}, "
-                      f"rel. error {100 * row['rel_error']:.1f}%")
-            print(f"train FC r: {_fmt_r(rep['train_r'])}")
-            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
-            print(f"wall time: {rep['wall_time']:.1f} s; results in {rep['out']}")
+                per = " ".join(f"{r:.4g}({s:.3g})" for r, s in zip(row["recovered"], row["start"]))
+                print(f"{n:9s} {row['true']:8.4g}  {per}  {row['median']:.4g} {100 * row['median_rel_error']:+6.1f}% "
+                      f"{100 * row['median_abs_rel_error']:6.1f}%   {'yes' if row['within_10pct'] else 'NO'}")
+            print("relative errors per start (%): " + "; ".join(
+                f"{n} " + " ".join(f"{100 * e:+.1f}" for e in row["rel_error"]) for n, row in rep["parameters"].items()))
+            print(f"test FC r:  {_fmt_r(rep['test_r'])} (median {rep['median_test_r']:.3f}); the true parameters' "
+                  f"test r on the same protocol: {rep['truth_test_r']:.3f}")
+            if rep.get("scan"):
+                print("objective scans (others at the truth), argmin: " + ", ".join(
+                    f"{n} {100 * sc['argmin_rel']:+.0f}%" for n, sc in rep["scan"]["scans"].items()))
+            if rep.get("profile"):
+                for n, pr in rep["profile"]["profiles"].items():
+                    y = pr["profile"]
+                    print(f"profile {n} (others re-fitted), objective at -30%..+30%: " + " ".join(f"{v:.3f}" for v in y))
+            print(f"all of g, g_EE, g_IE, g_EI within 10% (median estimate and median |error|): "
+                  f"{'yes' if rep['all_within_10pct'] else 'NO'}")
+            print(f"wall time: {rep['wall_time']:.1f} s (fit {rep['fit_wall_time']:.1f} s); results and figures in {rep['out']}")
             return 0
         if args.command == "fit":
             if args.dataset is None and args.sc is None:
@@ -205,6 +245,28 @@ def main(argv=None) -> int:
             if args.sc is not None and args.bold is None:
                 print("nmmfit fit: --sc needs --bold", file=sys.stderr)
                 return 2
+            if args.subjects is not None:
+                if args.dataset is None or args.sc is not None:
+                    print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)
+                    return 2
+                if args.restarts != 1:
+                    print("nmmfit fit: --subjects and --restarts cannot be combined (one model per subject)",
+                          file=sys.stderr)
+                    return 2
+                rep = ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
+                                      preset=args.preset, fit=args.fit, regional=args.regional or (),
+                                      gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init),
+                                      frames=args.frames, resume=args.resume, **common)
+                print(f"fit: {rep['dataset']} subjects {', '.join(rep['subjects'])} batched (B={rep['B']}, "
+                      f"{rep['N']} regions, {rep['frames']} frames), {rep['epochs']} epochs ({rep['mode']})")
+                for row in rep["per_subject"]:
+                    print(f"  subject {row['subject']}: train FC r {row['train_r']:.3f}  test FC r "
+                          + ("n/a" if row["test_r"] is None else f"{row['test_r']:.3f}") + "  " + " ".join(
+                              f"{k}={(sum(v) / len(v)) if isinstance(v, list) else v:.4g}"
+                              for k, v in row["fitted"].items()))
+                print(f"wall time: {rep['wall_time']:.1f} s ({rep['wall_time_per_subject']:.1f} s per subject); "
+                      f"results in {rep['out']}")
+                return 0
             rep = ex.fit_subject(args.out, dataset=args.dataset, subject=_subject(args.subject), sc_path=args.sc,
                                  bold_path=args.bold, tr=args.tr, preset=args.preset, restarts=args.restarts,
                                  fit=args.fit, regional=args.regional or (), gains=False if args.no_gains else None,

@@ -12,6 +12,28 @@ Values from the paper (Griffiths et al. 2022) and its code (GriffithsLab/whobpyt
   (:data:`SYNTHETIC_TRUTH`);
 - HCP fits: g drawn around 80 (+-0.3), g_EE around 2.5 (+-0.3), raw g_IE = g_EI = 0.1, std_in 0.05
   (sigma 0.07), std_out 0.02, gains 0.05, 20 epochs of 20-TR windows (:func:`nmmfit.paper_init`).
+
+What the synthetic experiment can recover (:func:`recover`, measured on hagmann66, 1200 frames;
+``nmmfit recover --profile`` reproduces the evidence):
+
+- The paper's objective does not identify g: the FC correlation is nearly flat in g (it even
+  rises with g, since a stronger coupling makes the simulated FC less noisy), and its priors are
+  centred at the starting values, so g stays where it starts; it also drives the output-noise std
+  to its floor (a less noisy simulated FC correlates better), so its test FC r can exceed that of
+  the true parameters.
+- The moments objective (:func:`nmmfit.losses.moments_objective`: FC matrix, BOLD level,
+  amplitude and lag-1 autocorrelation per region) identifies g (BOLD amplitude and FC magnitude),
+  g_EE (BOLD level) and sigma_out (autocorrelation): L-BFGS on it recovers them within a few
+  percent from starts +-40% away.
+- g_IE and g_EI are not identifiable from BOLD at these values. The inhibitory population is
+  driven by the state noise (its drive W_I I_0 + g_EI E is below the threshold of its transfer
+  function), so g_EI barely changes anything (its 1-D scan and profile are flat), and g_IE acts
+  only through the mean inhibitory current g_IE <I>, which a 0.5% change of g_EE compensates
+  (the objective's profile over g_IE, g_EE re-fitted, is flat within 0.1% over +-30%). Their
+  estimates stay at their starting values. The BOLD sees the inhibitory population only
+  through the term g_IE I in the excitatory input; none of the BOLD statistics tried (FC, means,
+  standard deviations, autocorrelations at lags 1, 3, 10) separated the two within the noise of
+  1200 frames.
 """
 from __future__ import annotations
 
@@ -24,7 +46,7 @@ import numpy as np
 import torch
 
 from .fit import fit as _fit, simulate_test
-from .model import MODEL_PARAM_NAMES, RWW, _seed_int, fc_matrix, paper_init, pearson, lower_tri
+from .model import MODEL_PARAM_NAMES, RWW, _seed_int, fc_correlation, fc_matrix, paper_init, pearson, lower_tri
 
 SYNTHETIC_TRUTH = dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, I_0=0.2, sigma=0.02, sigma_out=0.02)
 """Ground truth of the paper's synthetic experiment (its code: WWD_test with W1 = W2 = 0.02)."""
@@ -103,6 +125,100 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     return report
 
 
+def parse_subjects(text) -> list:
+    """``"0-6"`` -> [0, ..., 6]; ``"0,2,5"`` -> [0, 2, 5]; ``"101309,102311"`` -> IDs; mixes allowed."""
+    items = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part and all(x.strip().isdigit() for x in part.split("-", 1)):
+            a, b = (int(x) for x in part.split("-", 1))
+            if b < a:
+                raise ValueError(f"subjects: range {part!r} is empty")
+            items += list(range(a, b + 1))
+        else:
+            items.append(int(part) if part.isdigit() else part)
+    if not items:
+        raise ValueError(f"subjects: no subject in {text!r}")
+    if len(set(map(str, items))) != len(items):
+        raise ValueError(f"subjects: {text!r} lists a subject twice")
+    return items
+
+
+def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), preset="griffiths2022",
+                 epochs: int = 20, window: int = 20, mode: str = "windowed", lr: float = 0.01,
+                 fit: Sequence[str] | None = None, regional: Sequence[str] = (), gains: bool | None = None,
+                 sigma: float | None = None, init: Mapping | None = None, g_mean: float = 80.0,
+                 frames: int | None = None, test_windows="data", average_last: int = 100, seed: int = 0,
+                 backend: str = "auto", lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
+                 resume: bool = False, progress: bool = True, dtype=torch.float32, figures: bool = True) -> dict:
+    """Fit several subjects of a dataset batched in one model: B = len(subjects), each model with
+    its own SC (``[B, N, N]``), its own BOLD (``[B, T, N]``; runs cut to the shortest) and its own
+    initial values (the paper's, drawn per subject from ``(seed, subject)``) and its own noise
+    (state and output noise and initial states keyed by the subject's index in the dataset:
+    ``RWW(stream=..., rng_by_stream=True)``). The models are independent (the summed loss gives
+    each its own gradient), so a subject's fit is the same whether it is fitted alone
+    (``subjects=[k]``) or in any batch, up to float rounding. Reports per subject, and the wall
+    time per subject."""
+    from . import datasets
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    subs = [datasets.load(dataset, subject=s) for s in subjects]
+    if any(sj.bold is None for sj in subs):
+        raise ValueError(f"{dataset}: has no BOLD to fit")
+    Ns = {sj.N for sj in subs}
+    if len(Ns) != 1:
+        raise ValueError(f"{dataset}: the subjects have different region counts {sorted(Ns)}")
+    T = min(len(sj.bold) for sj in subs)
+    if frames is not None:
+        T = min(T, int(frames))
+    sc = np.stack([sj.sc for sj in subs])                                  # [B, N, N]
+    bold = np.stack([np.asarray(sj.bold)[:T] for sj in subs])               # [B, T, N]
+    inits = [_init_for(preset, 1, seed=_seed_int("subject-init", seed, str(sj.subject)) % 2**62, g_mean=g_mean,
+                       sigma=sigma, overrides=init) for sj in subs]
+    init_b = {k: torch.cat([torch.as_tensor(i[k], dtype=torch.float64).reshape(-1) for i in inits])
+              for k in inits[0]} if inits[0] else {}
+    B = len(subs)
+    # every subject's noise (state noise, output noise, initial states) is keyed by its index in the
+    # dataset, so its fit does not depend on the batch it is in
+    ids_all = [str(x) for x in datasets.dataset_info(dataset).subjects]
+    stream = torch.tensor([ids_all.index(str(sj.subject)) if str(sj.subject) in ids_all else b
+                           for b, sj in enumerate(subs)], dtype=torch.int64)
+    model = RWW(sc, preset=preset, batch=B, fit=fit, regional=regional, init=init_b, fit_gains=gains, seed=seed,
+                backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, stream=stream, rng_by_stream=True)
+    res = _fit(model, bold, mode=mode, epochs=epochs, window=window, lr=lr, lr_scale=lr_scale, seed=seed,
+               test_windows=test_windows, average_last=average_last, out_dir=out, resume=resume,
+               progress=progress, save_result=False)
+    ids = [str(sj.subject) for sj in subs]
+    res.extra.update(dataset=dataset, subjects=ids, tr=subs[0].tr, n_frames=int(T))
+    res.save(out)
+    figs = []
+    if figures:
+        from .plots import plot_fc, plot_losses, plot_params
+
+        sim_fc = res.test_fc if res.test_fc is not None else res.train_fc
+        if sim_fc is not None:
+            for b in range(B):
+                figs.append(str(plot_fc(res.emp_fc[b], sim_fc[b], out / f"fc_subject{ids[b]}.png",
+                                        title=f"{dataset} subject {ids[b]}")))
+        figs += [str(plot_losses(res.history, out / "loss.png")), str(plot_params(res.history, out / "params.png"))]
+    wall = time.perf_counter() - t0
+    per = [dict(subject=ids[b], train_r=float(res.train_r[b]) if res.train_r is not None else None,
+                test_r=float(res.test_r[b]) if res.test_r is not None else None,
+                fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}) for b in range(B)]
+    report = dict(dataset=dataset, subjects=ids, B=B, N=int(subs[0].N), frames=int(T), epochs=res.epochs_completed,
+                  mode=mode, per_subject=per,
+                  train_r=res.train_r.tolist() if res.train_r is not None else None,
+                  test_r=res.test_r.tolist() if res.test_r is not None else None,
+                  wall_time=wall, fit_wall_time=res.wall_time, train_time=res.train_time,
+                  wall_time_per_subject=wall / B, figures=figs, out=str(out))
+    _write_json(out / "report.json", report)
+    return report
+
+
 def default_demo_epochs(backend: str = "auto") -> int:
     """20 epochs (the paper) with the compiled kernels; 5 with the pure-PyTorch reference, so the
     demo stays within a few minutes on 2 CPU cores either way."""
@@ -132,70 +248,316 @@ def demo(out, *, dataset="hcp_aal2", subject=0, epochs: int | None = None, frame
                        backend=backend, seed=seed, progress=progress, **kw)
 
 
-def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None, starts: int = 4,
-            frames: int = 1200, epochs: int = 10, window: int = 20, mode: str = "windowed", lr: float = 0.01,
-            gains: bool = False, fit: Sequence[str] = DEMO_FIT, test_windows="data", seed: int = 0,
-            backend="auto", progress=True, dtype=torch.float32, figures: bool = True,
-            start_ranges: Mapping | None = None, lr_scale: Mapping | None = None,
-            sc_preprocess: str | None = None) -> dict:
+RECOVER_NAMES = ("g", "g_EE", "g_IE", "g_EI")
+"""Parameters whose recovery the synthetic experiment scores (sigma_out is fitted and reported too)."""
+
+
+def recover_starts(truth: Mapping, starts: int, *, scheme: str = "uniform", spread: float = 0.4,
+                   seed: int = 0, names: Sequence[str] = RECOVER_NAMES + ("sigma_out",)) -> dict:
+    """Random initial values for the synthetic experiment, natural units, ``[starts]`` each.
+
+    ``scheme="uniform"``: every fitted parameter drawn independently and uniformly within
+    ``+-spread`` (relative) of its true value. ``scheme="paper"``: the paper's initial values for
+    its HCP fits (:func:`nmmfit.paper_init`: g ~ 80 +- 0.3, g_EE ~ 2.5 +- 0.3, g_IE = g_EI = 0.101,
+    sigma_out 0.021), which do not depend on the truth. One generator seeded from ``seed``; the
+    starts are never selected or filtered."""
+    gen = torch.Generator().manual_seed(_seed_int("starts", seed) % 2**62)
+    if scheme == "uniform":
+        if not 0 < spread < 1:
+            raise ValueError(f"spread: expected a number in (0, 1), got {spread!r}")
+        return {k: float(truth[k]) * (1 + spread * (2 * torch.rand(starts, generator=gen, dtype=torch.float64) - 1))
+                for k in names}
+    if scheme == "paper":
+        init = paper_init(starts, seed=_seed_int("starts", seed) % 2**62)
+        return {k: init[k] for k in names}
+    raise ValueError(f"start scheme: expected 'uniform' or 'paper', got {scheme!r}")
+
+
+def _synthetic_bold(subj, truth, frames, seed, backend, dtype, sc_preprocess, burn=20):
+    gen = RWW(subj.sc, fit=(), init=truth, fit_gains=False, seed=_seed_int("synthetic", seed) % 2**62,
+              backend=backend, dtype=dtype, sc_preprocess=sc_preprocess)
+    with torch.no_grad():
+        sim = gen(frames + burn, gen.initial_state(seed=_seed_int("synthetic-state", seed)), 0)
+    return sim.bold[0, burn:].cpu().numpy().astype(np.float64)         # [T, N]
+
+
+def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None, starts: int = 5,
+            frames: int = 1200, objective: str = "moments", optimizer: str | None = None, epochs: int | None = None,
+            window: int = 20, mode: str | None = None, lr: float | None = None, gains: bool = False,
+            fit: Sequence[str] = DEMO_FIT, start: str = "uniform", spread: float = 0.4, sim_factor: float = 2.0,
+            discard_frames: int = 100, test_windows=120, seed: int = 0, backend="auto", progress=True,
+            dtype=torch.float32, figures: bool = True, scan: bool = True, profile: bool = False,
+            start_ranges: Mapping | None = None,
+            lr_scale: Mapping | None = None, sc_preprocess: str | None = None) -> dict:
     """The paper's synthetic experiment: BOLD simulated from known parameters on a real
     connectome (``dataset``'s SC; the paper used the 66-region Hagmann SC), then fitted from
     ``starts`` random initial values batched as one model of B = starts.
 
-    Reports recovered vs true g, g_EE, g_IE, g_EI per start, the test FC r (fitted model's test
-    run vs the synthetic FC) and the time.
+    Defaults (the best principled configuration found; see the module docs of
+    :mod:`nmmfit.losses` and :func:`nmmfit.fit`):
+
+    - data: ``frames`` frames from the truth (20 frames of burn-in dropped), state noise 0.02 and
+      output noise 0.02 (the paper's code); fitted in the model's units (``scale="none"``).
+    - objective ``"moments"`` (:func:`nmmfit.losses.moments_objective`): FC matrix, per-region BOLD
+      mean, log-sd and lag-1 autocorrelation, each normalised by its sampling variance estimated
+      from the data. ``"paper"``: the paper's objective (FC correlation, bifurcation constraint,
+      entropy, priors centred at the starts), fitted the paper's way (windowed Adam, BOLD scaled
+      by its maximum).
+    - ``optimizer="lbfgs"``, ``mode="full"``: the exact gradient of the whole session; every
+      evaluation simulates ``sim_factor * frames + discard_frames`` frames from the same state with
+      the same noise (common random numbers: a deterministic objective) and compares the
+      statistics after ``discard_frames``; L-BFGS on the parameters divided by the mean of their
+      starting values, at most ``epochs`` (60) iterations.
+    - starts: ``start="uniform"``, each fitted parameter uniform within +-``spread`` (40%) of the
+      truth, or ``start="paper"``, the paper's initial values (:func:`recover_starts`).
+    - fitted: g, g_EE, g_IE, g_EI, sigma_out; I_0 = 0.2 is fixed (as in the paper) and the
+      state-noise std is fixed *at its true value* 0.02 (stated: it is not fitted). No SC gains.
+    - test: the paper's protocol (fresh state, 2 windows discarded, ``test_windows`` = 120
+      windows); the same test run of the *true* parameters is reported as the reference
+      ("truth_test_r"): the test r the data's finite length allows.
+    - ``scan``: 1-D scans of the objective along each fitted parameter (others at the truth) and
+      2-D scans over (g_EE, g_IE) and (g_IE, g_EI) on the same data (:func:`landscape`);
+      ``profile``: profiles over g_IE, g_EI and g, the others re-fitted (:func:`profile`, minutes).
+
+    Reports recovered vs true per start, relative errors, the median over starts, test FC r and
+    the time; writes ``report.json``, ``result.json/npz``, ``synthetic.npz`` and figures.
     """
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     from . import datasets
+    from .losses import moments_objective
 
+    if objective not in ("moments", "paper"):
+        raise ValueError(f"objective: expected 'moments' or 'paper', got {objective!r}")
+    paper_obj = objective == "paper"
+    optimizer = optimizer or ("adam" if paper_obj else "lbfgs")
+    mode = mode or ("windowed" if paper_obj else "full")
+    if optimizer == "lbfgs" and mode != "full":
+        raise ValueError("optimizer='lbfgs' needs mode='full'")
+    if epochs is None:
+        epochs = 60 if optimizer == "lbfgs" else (20 if mode == "windowed" else 300)
+    if lr is None:
+        lr = 1.0 if optimizer == "lbfgs" else 0.01
     subj = datasets.load(dataset, subject=subject)
     truth = dict(SYNTHETIC_TRUTH, **dict(truth or {}))
     # 1) synthetic data: one model at the truth, no gains, 20 frames of burn-in dropped
-    gen = RWW(subj.sc, fit=(), init=truth, fit_gains=False, seed=_seed_int("synthetic", seed) % 2**62,
-              backend=backend, dtype=dtype, sc_preprocess=sc_preprocess)
-    burn = 20
-    with torch.no_grad():
-        sim = gen(frames + burn, gen.initial_state(seed=_seed_int("synthetic-state", seed)), 0)
-    bold = sim.bold[0, burn:].cpu().numpy().astype(np.float64)         # [T, N]
+    bold = _synthetic_bold(subj, truth, frames, seed, backend, dtype, sc_preprocess)
     np.savez_compressed(out / "synthetic.npz", bold=bold, sc=subj.sc, **{f"truth_{k}": v for k, v in truth.items()})
 
-    # 2) random starts
-    ranges = dict(g=(50.0, 150.0), g_EE=(1.5, 4.5), g_IE=(0.1, 0.8), g_EI=(0.1, 0.8))
-    ranges.update(dict(start_ranges or {}))
-    g = torch.Generator().manual_seed(_seed_int("starts", seed) % 2**62)
-    init = {k: lo + (hi - lo) * torch.rand(starts, generator=g, dtype=torch.float64) for k, (lo, hi) in ranges.items()}
-    for k in ("I_0", "sigma"):
-        init[k] = truth[k]
-    init["sigma_out"] = 0.021
+    # 2) random starts (every fitted parameter; the rest at the truth)
+    fit = tuple(fit)
+    init = recover_starts(truth, starts, scheme=start, spread=spread, seed=seed,
+                          names=tuple(n for n in fit if n in truth))
+    if start_ranges:
+        gen = torch.Generator().manual_seed(_seed_int("start-ranges", seed) % 2**62)
+        for k, (lo, hi) in dict(start_ranges).items():
+            init[k] = lo + (hi - lo) * torch.rand(starts, generator=gen, dtype=torch.float64)
+    for k in ("I_0", "sigma", "g", "g_EE", "g_IE", "g_EI", "sigma_out"):
+        init.setdefault(k, truth[k])
     model = RWW(subj.sc, batch=starts, fit=fit, init=init, fit_gains=gains, seed=seed, backend=backend, dtype=dtype,
                 sc_preprocess=sc_preprocess)
-    starts_np = {k: v.numpy() for k, v in init.items() if k in ranges}
+    starts_np = {k: np.asarray(v, dtype=float) for k, v in init.items() if k in fit}
+    if lr_scale is None:
+        # step sizes / L-BFGS scales from the starting values (their mean magnitude), not the truth
+        unit = 1.0 if optimizer == "lbfgs" else 0.01
+        lr_scale = {k: unit * float(np.mean(np.abs(starts_np[k]))) / lr for k in fit}
+        lr_scale = {k: v for k, v in lr_scale.items() if v > 0}
+    if paper_obj:
+        fit_kw = dict(objective=None, scale="max")
+    else:
+        fit_kw = dict(objective=moments_objective(), scale="none")
+    if mode == "full":
+        fit_kw.update(sim_frames=int(round(sim_factor * frames)) + discard_frames, discard_frames=discard_frames,
+                      resample_noise=optimizer == "adam")
     res = _fit(model, bold, mode=mode, epochs=epochs, window=window, lr=lr, lr_scale=lr_scale, seed=seed,
-               test_windows=test_windows, out_dir=out, progress=progress, save_result=False)
-    res.extra.update(truth=truth, starts=starts_np, dataset=subj.name)
+               optimizer=optimizer, test_windows=test_windows, out_dir=out, progress=progress, save_result=False,
+               **fit_kw)
+    # the reference: the same test protocol with the true parameters
+    ref = RWW(subj.sc, fit=(), init=truth, fit_gains=False, seed=seed, backend=backend, dtype=dtype,
+              sc_preprocess=sc_preprocess)
+    tb = simulate_test(ref, n_windows=res.config["test_windows"], window=window,
+                       seed=_seed_int("test", seed) % (2**62))
+    truth_test_r = float(fc_correlation(tb[0].double(), torch.as_tensor(bold)))
+    res.extra.update(truth=truth, starts=starts_np, dataset=subj.name, truth_test_r=truth_test_r)
     res.save(out)
-    names = ("g", "g_EE", "g_IE", "g_EI")
-    recovered = {n: np.asarray(res.fitted[n]) for n in names}
-    table = {n: dict(true=float(truth[n]), start=starts_np[n].tolist(), recovered=recovered[n].tolist(),
-                     mean=float(np.mean(recovered[n])), sd=float(np.std(recovered[n])),
-                     rel_error=float(np.mean(np.abs(recovered[n] - truth[n])) / abs(truth[n])))
-             for n in names}
+
+    names = [n for n in RECOVER_NAMES + ("sigma_out",) if n in fit]
+    recovered = {n: np.asarray(res.fitted[n], dtype=float) for n in names}
+    table = {}
+    for n in names:
+        rel = recovered[n] / truth[n] - 1
+        med = float(np.median(recovered[n]))
+        table[n] = dict(true=float(truth[n]), start=starts_np[n].tolist(), recovered=recovered[n].tolist(),
+                        rel_error=rel.tolist(), start_rel_error=(starts_np[n] / truth[n] - 1).tolist(),
+                        median=med, median_rel_error=med / truth[n] - 1,
+                        median_abs_rel_error=float(np.median(np.abs(rel))),
+                        within_10pct=bool(abs(med / truth[n] - 1) <= 0.1 and np.median(np.abs(rel)) <= 0.1))
+    test_r = res.test_r
+    scan_report = None
     figs = []
+    if scan:
+        scan_report = landscape(out, subj, bold, truth, fit=fit, frames=frames, sim_factor=sim_factor,
+                                discard_frames=discard_frames, objective=objective, seed=seed, backend=backend,
+                                dtype=dtype, sc_preprocess=sc_preprocess, figures=figures)
+        figs += scan_report.pop("figures", [])
+    profile_report = None
+    if profile and not paper_obj:
+        profile_report = _run_profile(out, subj, bold, truth, params=("g_IE", "g_EI", "g"), fit=fit,
+                                              frames=frames, sim_factor=sim_factor, discard_frames=discard_frames,
+                                              seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess,
+                                              figures=figures)
+        figs += profile_report.pop("figures", [])
     if figures:
         from .plots import plot_recovery, plot_result
 
-        figs.append(str(plot_recovery(truth, recovered, out / "recovery.png", test_r=res.test_r,
-                                      title=f"{subj.name}: {starts} starts, {res.epochs_completed} epochs")))
+        figs.insert(0, str(plot_recovery(truth, recovered, out / "recovery.png", test_r=test_r, starts=starts_np,
+                                         truth_test_r=truth_test_r,
+                                         title=f"{subj.name}: {starts} starts, {objective} objective, {optimizer}, "
+                                               f"{res.epochs_completed} iterations")))
         figs += [str(p) for p in plot_result(res, out, truth=truth, emp_bold=bold / bold.max())]
-    report = dict(dataset=subj.name, N=int(subj.N), frames=frames, starts=starts, epochs=res.epochs_completed,
-                  gains=gains, parameters=table,
+    report = dict(dataset=subj.name, N=int(subj.N), frames=frames, starts=starts, start_scheme=start,
+                  spread=spread if start == "uniform" else None, objective=objective, optimizer=optimizer, mode=mode,
+                  epochs=res.epochs_completed, gains=gains, fitted=list(fit), fixed_at_truth=["I_0", "sigma"],
+                  parameters=table,
+                  all_within_10pct=all(table[n]["within_10pct"] for n in RECOVER_NAMES if n in table),
                   train_r=res.train_r.tolist() if res.train_r is not None else None,
-                  test_r=res.test_r.tolist() if res.test_r is not None else None,
-                  wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out))
+                  test_r=test_r.tolist() if test_r is not None else None,
+                  median_test_r=float(np.median(test_r)) if test_r is not None else None,
+                  truth_test_r=truth_test_r, test_windows=res.config["test_windows"],
+                  wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, scan=scan_report,
+                  profile=profile_report,
+                  figures=figs, out=str(out))
     _write_json(out / "report.json", report)
     return report
+
+
+def landscape(out, subj, bold, truth: Mapping, *, fit: Sequence[str] = DEMO_FIT, frames: int = 1200,
+              sim_factor: float = 2.0, discard_frames: int = 100, objective: str = "moments",
+              rel: Sequence[float] = tuple(np.round(np.linspace(-0.3, 0.3, 13), 3)), realisations: int = 4,
+              grid2d: int = 9, seed: int = 0, backend="auto", dtype=torch.float32, sc_preprocess=None,
+              figures: bool = True) -> dict:
+    """Scans of the objective around the truth on the synthetic data ``bold`` ``[T, N]``.
+
+    1-D: each parameter of ``fit`` at ``truth * (1 + rel)``, the others at the truth; 2-D: the
+    (g_EE, g_IE) and (g_IE, g_EI) planes (``grid2d`` points a side; +-30% except g_EE: +-3%, its
+    valley being narrow). Each point is simulated
+    ``realisations`` times (the same noise realisations at every point: common random numbers),
+    ``sim_factor * frames`` frames after ``discard_frames``, from the same initial state, exactly as
+    the fit's objective; the objective is ``"moments"`` (its terms are reported separately) or
+    ``"paper"`` (the FC-correlation term ``-log(0.5 + 0.5 r)`` of the paper's objective, the only
+    one that depends on the data). Writes ``landscape.npz`` and ``landscape.png``; returns, per
+    parameter, the scanned values, the mean objective and its spread over realisations, and the
+    argmin."""
+    from .losses import FCCorrelationLoss, LossInput, moments_objective
+
+    out = Path(out)
+    R = int(realisations)
+    n_sim = int(round(sim_factor * frames)) + discard_frames
+    obj = moments_objective() if objective == "moments" else None
+    emp = torch.as_tensor(bold, dtype=torch.float64)
+    if objective != "moments":
+        emp = emp / emp.max()
+
+    def evaluate(points: list[dict]) -> dict:
+        """points: list of natural-unit overrides -> {term: [P, R]} (total under 'total')."""
+        P = len(points)
+        vals = {k: torch.tensor([float(p.get(k, truth[k])) for p in points for _ in range(R)], dtype=torch.float64)
+                for k in MODEL_PARAM_NAMES}
+        m = RWW(subj.sc, fit=(), init=vals, fit_gains=False, seed=_seed_int("scan", seed) % 2**62, backend=backend,
+                dtype=dtype, sc_preprocess=sc_preprocess, stream=torch.arange(R).repeat(P))
+        gen = torch.Generator().manual_seed(_seed_int("scan-state", seed))
+        x0 = m.initial_state(generator=gen)[:R].repeat(P, 1, 1)
+        burn = 40                                    # as the fit's 2 burn-in windows
+        with torch.no_grad():
+            o = m(burn + n_sim, x0, 0, output_noise=False)
+            eps = torch.randn((R, n_sim, m.N), generator=torch.Generator().manual_seed(_seed_int("scan-bold", seed)),
+                              dtype=torch.float64).repeat(P, 1, 1)
+            sim = o.bold[:, burn:].double() + vals["sigma_out"][:, None, None] * eps
+            sim = sim[:, discard_frames:]
+            e = emp[None].expand(P * R, -1, -1)
+            if obj is not None:
+                total, parts = obj.double()(LossInput(sim, e))
+            else:
+                total = FCCorrelationLoss()(LossInput(sim, e))
+                parts = {}
+        res = {k: v.reshape(P, R).numpy() for k, v in parts.items()}
+        res["total"] = total.reshape(P, R).numpy()
+        return res
+
+    rel = np.asarray(rel, dtype=float)
+    scans = {}
+    for n in fit:
+        if n not in truth:
+            continue
+        values = truth[n] * (1 + rel)
+        r = evaluate([{n: v} for v in values])
+        mean = r["total"].mean(1)
+        scans[n] = dict(values=values.tolist(), rel=rel.tolist(), total=mean.tolist(), total_sd=r["total"].std(1).tolist(),
+                        terms={k: v.mean(1).tolist() for k, v in r.items() if k != "total"},
+                        argmin_rel=float(rel[int(np.argmin(mean))]))
+    planes = {}
+    span = dict(g_EE=0.03)
+    for a, b in (("g_EE", "g_IE"), ("g_IE", "g_EI")):
+        if a in truth and b in truth:
+            ga = np.linspace(-1, 1, grid2d) * span.get(a, 0.3)
+            gb = np.linspace(-1, 1, grid2d) * span.get(b, 0.3)
+            pts = [{a: truth[a] * (1 + x), b: truth[b] * (1 + y)} for x in ga for y in gb]
+            r = evaluate(pts)
+            planes[f"{a}|{b}"] = dict(x=a, y=b, rel_x=ga.tolist(), rel_y=gb.tolist(),
+                                      total=r["total"].mean(1).reshape(grid2d, grid2d).tolist())
+    np.savez_compressed(out / "landscape.npz", scans=json.dumps(scans), planes=json.dumps(planes))
+    rep = dict(objective=objective, realisations=R, sim_frames=n_sim, scans=scans, planes=planes)
+    if figures:
+        from .plots import plot_landscape
+
+        rep["figures"] = [str(plot_landscape(scans, planes, out / "landscape.png",
+                                             title=f"{subj.name}: {objective} objective around the truth "
+                                                   f"({R} noise realisations, {n_sim - discard_frames} frames)"))]
+    return rep
+
+
+def profile(out, subj, bold, truth: Mapping, *, params: Sequence[str] = ("g_IE", "g_EI"),
+            fit: Sequence[str] = DEMO_FIT, rel: Sequence[float] = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3),
+            realisations: int = 2, frames: int = 1200, sim_factor: float = 2.0, discard_frames: int = 100,
+            epochs: int = 60, seed: int = 0, backend="auto", dtype=torch.float32, sc_preprocess=None,
+            figures: bool = True, progress: bool = False) -> dict:
+    """Profiles of the moments objective: each parameter of ``params`` held at ``truth * (1 + rel)``
+    while the other fitted parameters are minimised (L-BFGS, as :func:`recover` fits, started at
+    the truth: a diagnostic of the objective, not a recovery). All points share ``realisations``
+    noise realisations (common random numbers, output noise included). A flat profile means
+    that the data cannot tell the values apart (non-identifiable); a profile that rises as fast
+    as the 1-D scan means that the other parameters cannot compensate. Writes ``profile.png``."""
+    from .losses import moments_objective
+
+    out = Path(out)
+    R, rel = int(realisations), np.asarray(rel, dtype=float)
+    P = len(rel)
+    prof = {}
+    for n in params:
+        others = tuple(k for k in fit if k != n)
+        init = {k: torch.full((P * R,), float(truth[k]), dtype=torch.float64) for k in MODEL_PARAM_NAMES}
+        init[n] = torch.as_tensor(np.repeat(truth[n] * (1 + rel), R))
+        m = RWW(subj.sc, fit=others, init=init, fit_gains=False, seed=_seed_int("profile", seed) % 2**62,
+                backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, stream=torch.arange(R).repeat(P),
+                rng_by_stream=True)
+        res = _fit(m, bold, objective=moments_objective(), scale="none", mode="full", optimizer="lbfgs", lr=1.0,
+                   epochs=epochs, lr_scale={k: abs(float(truth[k])) for k in others},
+                   sim_frames=int(round(sim_factor * frames)) + discard_frames, discard_frames=discard_frames,
+                   resample_noise=False, test=False, progress=progress, seed=seed)
+        final = res.history["loss"][-1].reshape(P, R)
+        prof[n] = dict(rel=rel.tolist(), values=(truth[n] * (1 + rel)).tolist(), profile=final.mean(1).tolist(),
+                       profile_sd=final.std(1).tolist(), iterations=res.epochs_completed,
+                       others={k: np.asarray(res.fitted[k]).reshape(P, R).mean(1).tolist() for k in others})
+    rep = dict(params=list(params), realisations=R, profiles=prof)
+    _write_json(out / "profile.json", rep)
+    if figures:
+        from .plots import plot_profiles
+
+        rep["figures"] = [str(plot_profiles(prof, truth, out / "profile.png",
+                                            title=f"{subj.name}: profiles of the moments objective "
+                                                  f"({R} noise realisations)"))]
+    return rep
 
 
 def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="griffiths2022",
@@ -237,4 +599,7 @@ def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="gr
     return report
 
 
-__all__ = ["SYNTHETIC_TRUTH", "DEMO_FIT", "fit_subject", "demo", "recover", "simulate_run", "simulate_test"]
+_run_profile = profile   # recover()'s argument `profile` shadows the function's name
+
+__all__ = ["SYNTHETIC_TRUTH", "DEMO_FIT", "RECOVER_NAMES", "fit_subject", "fit_subjects", "parse_subjects", "demo", "recover", "recover_starts",
+           "landscape", "profile", "simulate_run", "simulate_test"]

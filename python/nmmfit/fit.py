@@ -12,7 +12,13 @@ An epoch is one pass over the run; the state carries over between epochs too.
 
 ``mode="full"``: one update per epoch with the exact gradient of the loss over the whole run
 (every frame), the state carried over from the previous update (after ``burn_in_windows``
-windows simulated without gradient at the start).
+windows simulated without gradient at the start). Options of this mode: ``sim_frames`` simulates a
+run longer than the data per update (for losses that compare statistics, not time points: a
+longer simulated run has less sampling noise, so the gradient is less noisy and the statistics'
+finite-length variance biases the loss less); ``resample_noise=False`` uses the same noise and the
+same initial state in every update (common random numbers: a deterministic objective that Adam
+minimises without gradient noise; ``discard_frames`` then leaves the start of every run, where
+the state adjusts to the current parameters, out of the loss).
 
 The estimate is the mean of the last ``average_last`` updates (100 in the paper). Empirical BOLD
 is scaled by its maximum (per model). The test run (as in the paper) starts from a fresh random
@@ -37,7 +43,7 @@ import numpy as np
 import torch
 
 from .losses import LossInput, Objective, default_objective
-from .model import MODEL_PARAM_NAMES, RWW, _seed_int, fc_matrix, lower_tri, pearson
+from .model import MODEL_PARAM_NAMES, RWW, ModelOutput, _seed_int, fc_matrix, lower_tri, pearson
 from .results import FitResult
 
 CHECKPOINT = "checkpoint.pt"
@@ -196,10 +202,38 @@ def _param_groups(model: RWW, objective: Objective, lr: float, lr_scale: dict) -
     return groups
 
 
+class _ScaledLBFGS:
+    """L-BFGS (strong-Wolfe line search) over the model's and objective's parameters divided by
+    per-parameter scales (a diagonal preconditioner: g ~ 100 and g_IE ~ 0.4 become O(1) numbers).
+    One :meth:`torch.optim.LBFGS.step` per update does one quasi-Newton iteration (its line search
+    may take up to ``max_eval`` evaluations; torch's default for max_iter=1 would allow none)."""
+
+    def __init__(self, groups: list, lr: float, history_size: int = 20, max_eval: int = 25):
+        self.pairs = [(p, float(g["scale"])) for g in groups for p in g["params"]]
+        self.proxies = [(p.detach() / s).clone().requires_grad_(True) for p, s in self.pairs]
+        self.opt = torch.optim.LBFGS(self.proxies, lr=lr, max_iter=1, max_eval=max_eval, history_size=history_size,
+                                     line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-12)
+
+    @torch.no_grad()
+    def to_model(self):
+        for (p, s), u in zip(self.pairs, self.proxies):
+            p.copy_(u * s)
+
+    def grads_from_model(self):
+        for (p, s), u in zip(self.pairs, self.proxies):
+            u.grad = torch.zeros_like(u) if p.grad is None else p.grad.detach() * s
+
+    @torch.no_grad()
+    def from_model(self):
+        for (p, s), u in zip(self.pairs, self.proxies):
+            u.copy_(p / s)
+
+
 def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "windowed",
-        epochs: int = 20, window: int = 20, lr: float = 0.01, eps: float = 1e-7,
-        lr_scale: dict | None = None,
-        average_last: int = 100, scale: str = "max", layout: str = "auto", seed: int | None = None,
+        epochs: int = 20, window: int = 20, lr: float = 0.01, eps: float = 1e-7, betas=(0.9, 0.999),
+        lr_scale: dict | None = None, lr_final: float = 1.0, sim_frames: int | None = None,
+        discard_frames: int = 0, resample_noise: bool = True, optimizer: str = "adam",
+        average_last: int | None = None, scale: str = "max", layout: str = "auto", seed: int | None = None,
         burn_in_windows: int = 2, test: bool = True, test_windows: int | str = 120,
         train_fc_skip: int = 10, out_dir=None, resume: bool = False,
         callback: Callable[[dict], None] | None = None, progress: bool = True,
@@ -216,11 +250,26 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
         mode: ``"windowed"`` (the paper) or ``"full"`` (whole run per update, exact gradient).
         epochs: passes over the data (full mode: updates).
         window: frames per window (20 in the paper); also the unit of burn-in and test length.
-        lr, eps: Adam settings (paper: 0.01, 1e-7).
+        lr, eps, betas: Adam settings (paper: 0.01, 1e-7, torch's default betas (0.9, 0.999)). A
+            smaller second beta (e.g. 0.99) lets the step size recover sooner after the large
+            gradients of the first updates.
         lr_scale: per-name multipliers of ``lr``: a model parameter (``"g"``, ``"g_EE"``, ...,
             ``"gains"``) or a loss term (``"prior_g"``, ``"bifurcation"``, ...). Not in the paper:
             e.g. ``{"g": 100, "prior_g": 100}`` lets g (O(100)) move as fast as the O(1) parameters.
-        average_last: the estimate is the mean of the last this-many updates.
+        lr_final: the learning rates decay (cosine, per update) to ``lr_final`` times their start
+            value by the last update (1: constant, the paper).
+        sim_frames: full mode: frames simulated per update (default: as many as the data has).
+        discard_frames: full mode: frames at the start of every update's run left out of the loss
+            (simulated and differentiated through, not compared).
+        resample_noise: full mode: fresh noise every update, the state carried over (True, default),
+            or the same noise and initial state every update (False; common random numbers).
+        average_last: the estimate is the mean of the last this-many updates (default: 100, the
+            paper, with Adam; 1, the last iterate, with L-BFGS).
+        optimizer: ``"adam"`` (the paper) or ``"lbfgs"``: quasi-Newton with a strong-Wolfe line
+            search, one iteration per update, on the parameters divided by ``lr_scale`` (their
+            typical magnitudes); ``lr`` is its step (1 is the usual choice). Needs a deterministic
+            objective: ``mode="full"`` with ``resample_noise=False``. Stops early once an
+            iteration no longer changes the parameters.
         scale: empirical BOLD scaling, ``"max"`` (paper), ``"zscore"`` or ``"none"``.
         seed: seeds the initial state, the state noise (Philox key) and the output noise
             (default: ``model.seed``). The same seed gives the same fit.
@@ -243,12 +292,26 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
         raise TypeError(f"model: expected a nmmfit.RWW, got {type(model).__name__}")
     if mode not in ("windowed", "full"):
         raise ValueError(f"mode: expected 'windowed' or 'full', got {mode!r}")
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer: expected 'adam' or 'lbfgs', got {optimizer!r}")
+    if optimizer == "lbfgs" and (mode != "full" or resample_noise):
+        raise ValueError("optimizer='lbfgs' needs a deterministic objective: mode='full' and resample_noise=False")
+    if optimizer == "lbfgs" and lr_final != 1.0:
+        raise ValueError("lr_final applies to optimizer='adam' only")
+    if average_last is None:
+        average_last = 1 if optimizer == "lbfgs" else 100
     for name, v, lo in (("epochs", epochs, 0), ("window", window, 1), ("average_last", average_last, 1),
                         ("burn_in_windows", burn_in_windows, 0), ("train_fc_skip", train_fc_skip, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if not (isinstance(lr_final, (int, float)) and 0 < lr_final <= 1):
+        raise ValueError(f"lr_final: expected a number in (0, 1], got {lr_final!r}")
+    if isinstance(discard_frames, bool) or not isinstance(discard_frames, int) or discard_frames < 0:
+        raise ValueError(f"discard_frames: expected an int >= 0, got {discard_frames!r}")
+    if mode == "windowed" and (sim_frames is not None or discard_frames or not resample_noise):
+        raise ValueError("sim_frames, discard_frames and resample_noise=False apply to mode='full' only")
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     data = prepare_bold(bold, model, scale=scale, layout=layout)          # [B, T, N]
@@ -267,16 +330,32 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
     objective = objective.to(model.sc.device)
     record_every = 1 if objective.needs_states else 0
     sps = model.steps_per_sample
-    train_frames = n_win * window if mode == "windowed" else T
+    if sim_frames is None:
+        sim_frames = T
+    if isinstance(sim_frames, bool) or not isinstance(sim_frames, int) or sim_frames - discard_frames < 3:
+        raise ValueError(f"sim_frames: expected an int with at least 3 frames after discard_frames="
+                         f"{discard_frames}, got {sim_frames!r}")
     updates_per_epoch = n_win if mode == "windowed" else 1
 
     params = list(model.parameters()) + list(objective.parameters())
     if not params:
         raise ValueError("fit: nothing to fit (the model and the objective have no learnable parameters)")
-    optimizer = torch.optim.Adam(_param_groups(model, objective, lr, dict(lr_scale or {})), lr=lr, eps=eps)
+    optimizer_name = optimizer
+    betas = tuple(float(b) for b in betas)
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+    optimizer = torch.optim.Adam(_param_groups(model, objective, lr, dict(lr_scale or {})), lr=lr, eps=eps,
+                                 betas=betas)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    lbfgs = None
+    if optimizer_name == "lbfgs":
+        lbfgs = _ScaledLBFGS([dict(params=g["params"], scale=g["lr"] / lr) for g in optimizer.param_groups], lr=lr)
 
     config = dict(preset=model.preset.name, mode=mode, B=B, N=N, T=T, window=window, lr=lr, eps=eps,
-                  lr_scale=dict(sorted((lr_scale or {}).items())),
+                  **({} if betas == (0.9, 0.999) else dict(betas=list(betas))),
+                  lr_scale=dict(sorted((lr_scale or {}).items())), lr_final=lr_final,
+                  sim_frames=sim_frames if mode == "full" else None, discard_frames=discard_frames,
+                  resample_noise=resample_noise, **({} if optimizer_name == "adam" else dict(optimizer=optimizer_name)),
                   average_last=average_last, scale=scale, seed=seed, burn_in_windows=burn_in_windows,
                   test_windows=test_windows, train_fc_skip=train_fc_skip,
                   steps_per_sample=sps, dt=model.preset.dt, objective={k: objective.weights[k] for k in objective.terms},
@@ -303,6 +382,9 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
         model.load_state_dict(ck["model"])
         objective.load_state_dict(ck["objective"])
         optimizer.load_state_dict(ck["optimizer"])
+        if lbfgs is not None:
+            lbfgs.from_model()
+            lbfgs.opt.load_state_dict(ck["lbfgs"])
         X = ck["state"]
         global_step = ck["global_step"]
         start_epoch = ck["epoch"]
@@ -316,28 +398,73 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
         X = out.state
         global_step += burn_in_windows * window * sps
 
+    X0, step0 = X, global_step            # resample_noise=False: every update starts here
+    if resume and ckpt_path is not None and ckpt_path.exists() and "x0" in ck:
+        X0, step0 = ck["x0"], ck["step0"]
+    total_updates = epochs * updates_per_epoch
+
+    def set_lr(u):                         # cosine decay from lr to lr * lr_final over the updates
+        if lr_final == 1.0:
+            return
+        f = lr_final + (1 - lr_final) * 0.5 * (1 + np.cos(np.pi * min(u, total_updates - 1) / max(total_updates - 1, 1)))
+        for g, b0 in zip(optimizer.param_groups, base_lrs):
+            g["lr"] = b0 * f
+
     bar = _Progress(progress)
     t_train = time.perf_counter()
     update = len(hist["loss"])
+    converged = False
     for epoch in range(start_epoch, epochs):
+        if converged:
+            break
         t_epoch = time.perf_counter()
         epoch_losses, train_chunks = [], []
         for k in range(updates_per_epoch):
             where = (f"epoch {epoch + 1}/{epochs}, window {k + 1}/{updates_per_epoch}" if mode == "windowed"
                      else f"epoch {epoch + 1}/{epochs} (full session)")
             _params_finite(model, where, out_dir)
-            optimizer.zero_grad(set_to_none=True)
+            set_lr(update)
             if mode == "windowed":
                 emp = data[:, k * window:(k + 1) * window]
                 n_samp = window
             else:
-                emp, n_samp = data, T
-            out = model(n_samp, X, step_offset=global_step, record_every=record_every, seed=seed)
-            total, parts = objective(LossInput(out.bold, emp, out.E, out.I, model))
-            _check_finite(model, total, out.state, where, out_dir)
-            total.sum().backward()
-            _grads_finite(optimizer, where, out_dir)
-            optimizer.step()
+                emp, n_samp = data, sim_frames
+                if not resample_noise:
+                    X, global_step = X0, step0
+
+            def evaluate():
+                optimizer.zero_grad(set_to_none=True)
+                o = model(n_samp, X, step_offset=global_step, record_every=record_every, seed=seed)
+                if discard_frames:
+                    cut = discard_frames * sps // max(record_every, 1)
+                    o = ModelOutput(o.bold[:, discard_frames:], o.E[:, cut:] if record_every else o.E,
+                                    o.I[:, cut:] if record_every else o.I, o.state)
+                tot, prt = objective(LossInput(o.bold, emp, o.E, o.I, model))
+                _check_finite(model, tot, o.state, where, out_dir)
+                tot.sum().backward()
+                _grads_finite(optimizer, where, out_dir)
+                return tot, prt, o
+
+            if lbfgs is None:
+                total, parts, out = evaluate()
+                optimizer.step()
+            else:
+                first = []
+
+                def closure():
+                    lbfgs.to_model()
+                    res = evaluate()
+                    if not first:
+                        first.append(res)
+                    lbfgs.grads_from_model()
+                    return res[0].detach().sum()
+
+                before = [u.detach().clone() for u in lbfgs.proxies]
+                lbfgs.opt.step(closure)
+                lbfgs.to_model()
+                total, parts, out = first[0]
+                if all(bool(torch.equal(a, u)) for a, u in zip(before, lbfgs.proxies)):
+                    converged = True
             X = out.state.detach()
             global_step += n_samp * sps
             update += 1
@@ -371,9 +498,9 @@ def fit(model: RWW, bold, *, objective: Objective | None = None, mode: str = "wi
                  + " ".join(f"{x:.3f}" for x in r[:8]) + f"  ({epoch_hist['epoch_time'][-1]:.1f} s)")
         if ckpt_path is not None:
             ck = dict(fingerprint=fp, epoch=epoch + 1, model=model.state_dict(), objective=objective.state_dict(),
-                      optimizer=optimizer.state_dict(), state=X, global_step=global_step, hist=hist,
+                      optimizer=optimizer.state_dict(), lbfgs=None if lbfgs is None else lbfgs.opt.state_dict(), state=X, global_step=global_step, hist=hist,
                       epoch_hist=epoch_hist, gain_buf=list(gain_buf), last_train_bold=last_train_bold,
-                      elapsed=elapsed_before + time.perf_counter() - t_train, config=config)
+                      elapsed=elapsed_before + time.perf_counter() - t_train, config=config, x0=X0, step0=step0)
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save(ck, tmp)
             os.replace(tmp, ckpt_path)

@@ -178,6 +178,11 @@ class RWW(nn.Module):
         sc_preprocess: ``"log1p_fro"`` (griffiths2022 default, MODEL.md), ``"max_log1p_fro"`` (for raw
             streamline counts, see :func:`preprocess_sc`), ``"max"`` (deco2014 default), ``"none"``.
         output_noise: add ``sigma_out * N(0, 1)`` to every BOLD sample (default True for griffiths2022).
+        rng_by_stream: draw each model's output noise and its seeded random initial state from its
+            noise stream index, as the state noise already is: a model's run then depends on
+            (seed, stream) only, not on the batch it is in (the same subject fitted alone or in a
+            batch gives the same fit), and models with the same stream get the same noise
+            throughout (common random numbers). Default False: one draw for the whole batch.
         seed: base seed of the state noise (Philox key) and output noise.
         stream: per-model noise stream indices ``[B]`` (default ``arange(B)``).
         backend: ``"auto"`` (:func:`nmmfit.simulate`: the compiled kernels when built) or
@@ -188,7 +193,8 @@ class RWW(nn.Module):
     def __init__(self, sc, *, preset="griffiths2022", batch: int | None = None,
                  fit: Iterable[str] | None = None, regional: Iterable[str] = (),
                  init: Mapping | None = None, fit_gains: bool | None = None, gain_init: float = 0.05,
-                 sc_preprocess: str | None = None, output_noise: bool | None = None, seed: int = 0,
+                 sc_preprocess: str | None = None, output_noise: bool | None = None,
+                 rng_by_stream: bool = False, seed: int = 0,
                  stream=None, backend: str = "auto", dtype=torch.float32):
         super().__init__()
         self.preset: Preset = get_preset(preset)
@@ -253,6 +259,7 @@ class RWW(nn.Module):
         else:
             self.gains = None
         self.output_noise = paper if output_noise is None else bool(output_noise)
+        self.rng_by_stream = bool(rng_by_stream)
 
         defaults = dict(self.preset.defaults)
         defaults["sigma_out"] = 0.02 if paper else 0.0
@@ -330,7 +337,13 @@ class RWW(nn.Module):
         return {n: self.value(n) for n in PARAM_NAMES}
 
     def initial_state(self, generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
-        """A random initial state ``[B, 6, N]`` (MODEL.md); ``seed`` makes it reproducible."""
+        """A random initial state ``[B, 6, N]`` (MODEL.md); ``seed`` makes it reproducible (with
+        ``rng_by_stream``, each model's from (seed, its stream))."""
+        if generator is None and seed is not None and self.rng_by_stream:
+            rows = [random_initial_state(1, self.N, generator=torch.Generator().manual_seed(
+                _seed_int("state", int(seed), int(s)) % 2**63), dtype=self.dtype_, preset=self.preset)
+                for s in self.stream.tolist()]
+            return torch.cat(rows).to(self.sc.device)
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         return random_initial_state(self.B, self.N, generator=generator, dtype=self.dtype_,
@@ -369,8 +382,13 @@ class RWW(nn.Module):
         bold = out.bold
         use_out_noise = self.output_noise if output_noise is None else output_noise
         if use_out_noise and noise and bold.shape[1] > 0:
-            gen = torch.Generator().manual_seed(_seed_int("bold-noise", seed, int(step_offset)))
-            eps = torch.randn(bold.shape, generator=gen, dtype=torch.float64).to(bold.dtype).to(bold.device)
+            if self.rng_by_stream:
+                eps = torch.stack([torch.randn(bold.shape[1:], dtype=torch.float64, generator=torch.Generator().manual_seed(
+                    _seed_int("bold-noise", seed, int(step_offset), int(s)))) for s in self.stream.tolist()])
+            else:
+                gen = torch.Generator().manual_seed(_seed_int("bold-noise", seed, int(step_offset)))
+                eps = torch.randn(bold.shape, generator=gen, dtype=torch.float64)
+            eps = eps.to(bold.dtype).to(bold.device)
             bold = bold + self.value("sigma_out")[:, None, None] * eps
         return ModelOutput(bold, out.E, out.I, out.state)
 
@@ -384,6 +402,7 @@ class RWW(nn.Module):
         return dict(preset=self.preset.name, batch=self.B, fit=list(self.fitted),
                     regional=list(self.regional), fit_gains=self.fit_gains,
                     sc_preprocess=self.sc_preprocess, output_noise=self.output_noise,
+                    **({"rng_by_stream": True} if self.rng_by_stream else {}),
                     seed=self.seed, backend=self.backend, dtype=str(self.dtype_).replace("torch.", ""))
 
     def describe(self, values: Mapping | None = None) -> str:

@@ -174,28 +174,117 @@ def plot_bold(emp, sim, path, *, regions=(0, 1, 2, 3), title=""):
     return Path(path)
 
 
-def plot_recovery(truth: dict, estimates: dict, path, *, test_r=None, title=""):
-    """Recovered vs true values: one panel per parameter, one point per restart."""
+def plot_recovery(truth: dict, estimates: dict, path, *, test_r=None, starts: dict | None = None,
+                  truth_test_r=None, title=""):
+    """Recovered vs true values: one panel per parameter, one column per start (its start value
+    open, the estimate filled), the truth dashed with a +-10% band; and the test FC r per start
+    (with the true parameters' test r when given)."""
     plt = _plt()
     names = [n for n in truth if n in estimates]
-    fig, axes = plt.subplots(1, len(names) + (test_r is not None), figsize=(3.2 * (len(names) + 1), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(names) + (test_r is not None), figsize=(3.2 * (len(names) + 1), 3.4), squeeze=False)
     axes = axes.ravel()
     for a, n in zip(axes, names):
         est = np.asarray(estimates[n], dtype=float)
         est = est.mean(-1) if est.ndim == 2 else est
-        a.scatter(np.arange(len(est)), est, label="recovered")
-        a.axhline(float(truth[n]), color="k", ls="--", label="true")
-        a.set_title(n)
-        a.set_xlabel("restart")
+        x = np.arange(len(est))
+        t = float(truth[n])
+        a.axhspan(0.9 * t, 1.1 * t, color="0.85", label="true +-10%")
+        a.axhline(t, color="k", ls="--", lw=1, label="true")
+        if starts is not None and n in starts:
+            st = np.asarray(starts[n], dtype=float)
+            a.scatter(x, st, facecolors="none", edgecolors="C1", label="start")
+            for xi, s0, e in zip(x, st, est):
+                a.annotate("", (xi, e), (xi, s0), arrowprops=dict(arrowstyle="->", color="C1", lw=0.7))
+        a.scatter(x, est, color="C0", zorder=3, label="recovered")
+        med = float(np.median(est))
+        a.set_title(f"{n}: median {med:.3g} ({100 * (med / t - 1):+.1f}%)", fontsize=9)
+        a.set_xlabel("start")
     axes[0].legend(fontsize=7)
     if test_r is not None:
         a = axes[len(names)]
         a.bar(np.arange(len(test_r)), np.asarray(test_r))
-        a.set_ylim(min(0.0, float(np.min(test_r))), 1)
-        a.set_title("test FC r")
-        a.set_xlabel("restart")
+        if truth_test_r is not None:
+            a.axhline(float(truth_test_r), color="k", ls="--", lw=1, label=f"true parameters {truth_test_r:.3f}")
+            a.legend(fontsize=7, loc="lower right")
+        lo = min(0.0, float(np.min(test_r)))
+        a.set_ylim(lo if lo < 0 else max(0.0, float(np.min(test_r)) - 0.2), 1)
+        a.set_title(f"test FC r (median {float(np.median(test_r)):.3f})", fontsize=9)
+        a.set_xlabel("start")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_landscape(scans: dict, planes: dict, path, *, title=""):
+    """1-D scans of an objective (mean over noise realisations, +-1 sd band; its terms dashed)
+    along each parameter around the truth, and 2-D scans as heat maps (log10 of the objective
+    minus its minimum + 1; red +: the truth, white x: the minimum)."""
+    plt = _plt()
+    n1, n2 = len(scans), len(planes)
+    fig, axes = plt.subplots(1, n1 + n2, figsize=(3.3 * (n1 + n2), 3.3), squeeze=False)
+    axes = axes.ravel()
+    for a, (n, sc) in zip(axes, scans.items()):
+        rel = 100 * np.asarray(sc["rel"])
+        tot, sd = np.asarray(sc["total"]), np.asarray(sc["total_sd"])
+        a.fill_between(rel, tot - sd, tot + sd, color="C0", alpha=0.25)
+        a.plot(rel, tot, color="C0", lw=1.5, label="total")
+        for i, (k, v) in enumerate(sc.get("terms", {}).items()):
+            a.plot(rel, v, ls="--", lw=0.8, color=f"C{i + 1}", label=k)
+        a.axvline(0, color="k", lw=0.6)
+        a.axvspan(-10, 10, color="0.9", zorder=0)
+        a.set_yscale("log")
+        a.set_title(f"{n} (argmin {100 * sc['argmin_rel']:+.0f}%)", fontsize=9)
+        a.set_xlabel(f"{n}: % from truth")
+    if n1:
+        axes[0].legend(fontsize=6)
+    for a, (key, pl) in zip(axes[n1:], planes.items()):
+        rx, ry = 100 * np.asarray(pl["rel_x"]), 100 * np.asarray(pl["rel_y"])
+        z = np.asarray(pl["total"])
+        im = a.imshow(np.log10(z - z.min() + 1).T, origin="lower", extent=[rx[0], rx[-1], ry[0], ry[-1]],
+                      aspect="auto", cmap="viridis")
+        i, j = np.unravel_index(np.argmin(z), z.shape)
+        a.plot(rx[i], ry[j], "wx", ms=8)
+        a.plot(0, 0, "r+", ms=10)
+        a.set_xlabel(f"{pl['x']}: % from truth")
+        a.set_ylabel(f"{pl['y']}: % from truth")
+        a.set_title("log10(L - min L + 1)", fontsize=9)
+        fig.colorbar(im, ax=a, fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_profiles(profiles: dict, truth: dict, path, *, title=""):
+    """Profile of the objective along each profiled parameter (the others re-fitted), and the
+    re-fitted values of the others relative to their truth."""
+    plt = _plt()
+    n = len(profiles)
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 6), squeeze=False)
+    for j, (name, pr) in enumerate(profiles.items()):
+        rel = 100 * np.asarray(pr["rel"])
+        y, sd = np.asarray(pr["profile"]), np.asarray(pr["profile_sd"])
+        a = axes[0, j]
+        a.errorbar(rel, y, yerr=sd, marker="o", capsize=3)
+        a.axvspan(-10, 10, color="0.9", zorder=0)
+        a.axvline(0, color="k", lw=0.6)
+        a.set_title(f"profile over {name} (others re-fitted)", fontsize=9)
+        a.set_xlabel(f"{name}: % from truth")
+        a.set_ylabel("objective at the optimum of the others")
+        a = axes[1, j]
+        for k, v in pr["others"].items():
+            a.plot(rel, 100 * (np.asarray(v) / float(truth[k]) - 1), marker=".", label=k)
+        a.axhline(0, color="k", lw=0.6)
+        a.set_xlabel(f"{name}: % from truth")
+        a.set_ylabel("re-fitted: % from truth")
+        a.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -225,4 +314,5 @@ def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix=""
     return paths
 
 
-__all__ = ["plot_fc", "plot_losses", "plot_params", "plot_sc", "plot_bold", "plot_recovery", "plot_result"]
+__all__ = ["plot_fc", "plot_losses", "plot_params", "plot_sc", "plot_bold", "plot_recovery", "plot_landscape",
+           "plot_profiles", "plot_result"]
