@@ -12,6 +12,18 @@ from pathlib import Path
 import numpy as np
 
 
+def _save(fig, path, title=""):
+    """Title, layout, write the figure to ``path`` and free it; returns the path."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return Path(path)
+
+
 def _plt():
     import matplotlib
 
@@ -41,10 +53,7 @@ def plot_fc(emp_fc, sim_fc, path, *, title="", sim_label="simulated"):
         im = a.imshow(_offdiag(sim_fc), cmap="RdBu_r", vmin=-1, vmax=1)
         a.set_title(f"{sim_label} FC" + (f" - {title}" if title else ""))
         fig.colorbar(im, ax=a, fraction=0.046, pad=0.04)
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return Path(path)
+        return _save(fig, path)
     emp_fc, sim_fc = np.asarray(emp_fc), np.asarray(sim_fc)
     r = np.corrcoef(_tri(emp_fc), _tri(sim_fc))[0, 1]
     fig, ax = plt.subplots(1, 3, figsize=(13, 4))
@@ -56,12 +65,7 @@ def plot_fc(emp_fc, sim_fc, path, *, title="", sim_label="simulated"):
     ax[2].set_xlabel("empirical FC")
     ax[2].set_ylabel(f"{sim_label} FC")
     ax[2].set_title(f"r = {r:.3f}")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_losses(history, path, *, b=None, title=""):
@@ -88,12 +92,7 @@ def plot_losses(history, path, *, b=None, title=""):
     a.set_xlabel("epoch")
     for a in axes[n:]:
         a.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_params(history, path, *, truth=None, b=None, title=""):
@@ -120,12 +119,7 @@ def plot_params(history, path, *, truth=None, b=None, title=""):
         a.set_xlabel("update")
     for a in axes[len(keys):]:
         a.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_sc(sc, W, path, *, title=""):
@@ -142,12 +136,7 @@ def plot_sc(sc, W, path, *, title=""):
     ax[2].plot([0, vmax], [0, vmax], "k--", lw=0.8)
     ax[2].set_xlabel("SC")
     ax[2].set_ylabel("fitted W")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_bold(emp, sim, path, *, regions=(0, 1, 2, 3), title=""):
@@ -166,12 +155,7 @@ def plot_bold(emp, sim, path, *, regions=(0, 1, 2, 3), title=""):
         a.set_ylabel(f"region {r}")
     axes[0, 0].legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel("frame")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_recovery(truth: dict, estimates: dict, path, *, test_r=None, starts: dict | None = None,
@@ -210,12 +194,7 @@ def plot_recovery(truth: dict, estimates: dict, path, *, test_r=None, starts: di
         a.set_ylim(lo if lo < 0 else max(0.0, float(np.min(test_r)) - 0.2), 1)
         a.set_title(f"test FC r (median {float(np.median(test_r)):.3f})", fontsize=9)
         a.set_xlabel("start")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_landscape(scans: dict, planes: dict, path, *, title=""):
@@ -252,12 +231,7 @@ def plot_landscape(scans: dict, planes: dict, path, *, title=""):
         a.set_ylabel(f"{pl['y']}: % from truth")
         a.set_title("log10(L - min L + 1)", fontsize=9)
         fig.colorbar(im, ax=a, fraction=0.046, pad=0.04)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_profiles(profiles: dict, truth: dict, path, *, title=""):
@@ -283,12 +257,7 @@ def plot_profiles(profiles: dict, truth: dict, path, *, title=""):
         a.set_xlabel(f"{name}: % from truth")
         a.set_ylabel("re-fitted: % from truth")
         a.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix="") -> list:
