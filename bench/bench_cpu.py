@@ -16,55 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
-import time
 
 import torch
 
 import nmmfit
+from bench_common import best_time, machine, problem
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
-                nmmfit=nmmfit.__version__, build=nmmfit.build_info())
-
-
-def problem(preset: str, N: int, B: int, dtype=torch.float32, requires_grad=False):
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(N, N, generator=g, dtype=dtype)
-    W = (W + W.T) / 2
-    W.fill_diagonal_(0)
-    W = W / W.sum(1).mean()  # unit mean row sum: a connectome-like normalisation
-    params = {k: torch.full((B,), v, dtype=dtype) for k, v in nmmfit.get_preset(preset).defaults.items()}
-    if requires_grad:
-        W.requires_grad_()
-        for v in params.values():
-            v.requires_grad_()
-    return W, params
-
-
 def sps(preset):
     return nmmfit.get_preset(preset).steps_per_sample
-
-
-def best_time(fn, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_forward(impl, preset, N, B, T):

@@ -3,34 +3,12 @@ import pytest
 import torch
 
 import nmmfit
-from nmmfit._inputs import REST_STATE, prepare_inputs
+from nmmfit._inputs import prepare_inputs
+from sim_helpers import grads_of, make_problem, rel_err, run_kw
 
 pytestmark = pytest.mark.skipif(not nmmfit.HAS_EXTENSION, reason="compiled extension not built")
 
 PRESETS = ["griffiths2022", "deco2014"]
-
-
-def make_problem(preset, B, N, dtype, batched_W=False, regional=True, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    shape = (B, N, N) if batched_W else (N, N)
-    W = torch.rand(shape, generator=g, dtype=dtype)
-    W = (W + W.transpose(-1, -2)) / 2
-    params = {}
-    for k, v in nmmfit.get_preset(preset).defaults.items():
-        jitter = 0.1 * torch.rand((B, N) if regional else (B,), generator=g, dtype=dtype)
-        params[k] = v * (1 + jitter)
-    state0 = torch.tensor(REST_STATE, dtype=dtype)[None, :, None] + 0.05 * torch.rand(B, 6, N, generator=g, dtype=dtype)
-    return W, params, state0
-
-
-def run_kw(preset, **kw):
-    base = dict(preset=preset, steps_per_sample=7, record_every=3, seed=11, step_offset=4, checkpoint_every=10)
-    base.update(kw)
-    return base
-
-
-def rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -90,19 +68,6 @@ def test_batch_equals_single_runs_with_matching_streams():
         one = nmmfit.simulate(W, {k: v[b:b + 1] for k, v in params.items()}, state0[b:b + 1], 30,
                               stream=torch.tensor([b]), **kw)
         torch.testing.assert_close(one.bold, batch.bold[b:b + 1], rtol=0, atol=0)
-
-
-def random_cotangents(outputs, seed=5):
-    g = torch.Generator().manual_seed(seed)
-    return sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
-
-
-def grads_of(fn, W, params, state0, n_steps, kw):
-    W = W.clone().requires_grad_()
-    params = {k: v.clone().requires_grad_() for k, v in params.items()}
-    state0 = state0.clone().requires_grad_()
-    random_cotangents(fn(W, params, state0, n_steps, **kw)).backward()
-    return [W.grad, state0.grad] + [params[k].grad for k in nmmfit.PARAM_NAMES]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
