@@ -99,6 +99,11 @@ def test_demo_tiny(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "train FC r" in text and "test FC r" in text and "wall time" in text
     assert (tmp_path / "demo" / "fc.png").exists()
+    rep = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert rep["restarts"] == 4 and len(rep["train_r"]) == 4
+    assert rep["best"] == int(np.argmax(rep["train_r"]))       # chosen on the training fit, not the test
+    assert main(["demo", "--out", str(tmp_path / "d0"), "--restarts", "0", "--no-progress"]) == 1
+    assert "restarts: expected an int >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not _dataset_available("hagmann66"), reason="hagmann66 (tvb-data) not installed")
@@ -144,5 +149,12 @@ def test_fit_several_subjects_batched(tmp_path, capsys):
     assert rep["subjects"] == ["101309", "102311"] and len(rep["test_r"]) == 2
     res = FitResult.load(tmp_path / "s")
     assert res.sc.shape[0] == 2 and not np.allclose(res.emp_fc[0], res.emp_fc[1])   # own SC and BOLD each
+    # a subject's fit does not depend on its batch: --subject 1 alone is row 1 of --subjects 0-1
+    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", "--out", str(tmp_path / "one"), "--epochs", "1",
+                 "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures", "--backend", BACKEND]) == 0
+    one = FitResult.load(tmp_path / "one")
+    for k, v in res.fitted.items():
+        np.testing.assert_allclose(np.asarray(one.fitted[k])[0], np.asarray(v)[1], rtol=1e-5, err_msg=k)
+    np.testing.assert_allclose(one.test_r[0], res.test_r[1], rtol=1e-5)
     assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "2", "--out",
                  str(tmp_path / "x")]) == 2

@@ -91,9 +91,8 @@ class FitResult:
         return "\n".join(lines)
 
     def best(self) -> int:
-        """Index of the model with the highest test r (else train r, else lowest final loss)."""
-        if self.test_r is not None:
-            return int(np.nanargmax(self.test_r))
+        """Index of the model with the highest train FC r (else the lowest final loss). Chosen on
+        the training fit only: the test run is an evaluation, selecting on it would bias it up."""
         if self.train_r is not None:
             return int(np.nanargmax(self.train_r))
         return int(np.nanargmin(self.history["loss"][-1]))
