@@ -116,6 +116,8 @@ def test_recover_tiny(tmp_path, capsys):
         assert name in text
     rep = json.loads((tmp_path / "rec" / "report.json").read_text())
     assert rep["parameters"]["g"]["true"] == 100.0 and len(rep["parameters"]["g"]["recovered"]) == 2
+    assert set(rep["derived"]) == {"E_mean", "I_mean", "local_input"} and "local_input" in text
+    assert len(rep["derived"]["local_input"]["recovered"]) == 2
     assert (tmp_path / "rec" / "recovery.png").exists()
 
 

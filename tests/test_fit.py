@@ -202,3 +202,16 @@ def test_adam_betas_and_lr_decay(synthetic):
     assert res.history["loss"].shape == (3, 1)
     with pytest.raises(ValueError, match="lr_final"):
         _fit(_model(), synthetic, lr_final=0.0)
+
+
+def test_local_inputs_common_random_numbers_and_direction():
+    from nmmfit.experiments import local_inputs
+
+    vals = dict(g_EE=[3.5, 3.5, 3.7], g_IE=[0.42, 0.42, 0.42])
+    d = local_inputs(_sc(), vals, frames=50, burn=10, backend=BACKEND)
+    for k in ("E_mean", "I_mean", "local_input"):
+        assert d[k].shape == (3,) and np.all(np.isfinite(d[k]))
+        assert d[k][0] == d[k][1]                      # same parameters, same noise: the same numbers
+    assert d["E_mean"][2] > d["E_mean"][0]             # more local excitation, more excitatory gating
+    g_EE, g_IE = np.asarray(vals["g_EE"]), np.asarray(vals["g_IE"])
+    np.testing.assert_allclose(d["local_input"], g_EE * d["E_mean"] - g_IE * d["I_mean"], rtol=1e-9)

@@ -229,6 +229,10 @@ def main(argv=None) -> int:
                       f"{100 * row['median_abs_rel_error']:6.1f}%   {'yes' if row['within_10pct'] else 'NO'}")
             print("relative errors per start (%): " + "; ".join(
                 f"{n} " + " ".join(f"{100 * e:+.1f}" for e in row["rel_error"]) for n, row in rep["parameters"].items()))
+            for n, row in rep["derived"].items():
+                print(f"{n:11s} {row['true']:8.4g}  recovered " + " ".join(f"{r:.4g}" for r in row["recovered"])
+                      + f"  median {row['median']:.4g} ({100 * row['median_rel_error']:+.1f}%, median |err| "
+                        f"{100 * row['median_abs_rel_error']:.1f}%)")
             print(f"test FC r:  {_fmt_r(rep['test_r'])} (median {rep['median_test_r']:.3f}); the true parameters' "
                   f"test r on the same protocol: {rep['truth_test_r']:.3f}")
             if rep.get("scan"):

@@ -313,6 +313,34 @@ def _synthetic_bold(subj, truth, frames, seed, backend, dtype, sc_preprocess, bu
     return sim.bold[0, burn:].cpu().numpy().astype(np.float64)         # [T, N]
 
 
+DERIVED_NAMES = ("E_mean", "I_mean", "local_input")
+"""What the BOLD identifies when g_IE and g_EI are not: the mean excitatory and inhibitory gating
+and the net local input g_EE <E> - g_IE <I> to the excitatory population (means over regions and
+time; see :func:`local_inputs`)."""
+
+
+def local_inputs(sc, values: Mapping, *, frames: int = 400, burn: int = 40, seed: int = 0, backend="auto",
+                 dtype=torch.float32, sc_preprocess=None) -> dict:
+    """Mean E, I and net local input ``g_EE E - g_IE I`` of B parameter sets ``values`` (natural
+    units, ``[B]`` each; missing ones from :data:`SYNTHETIC_TRUTH`) on the connectome ``sc``
+    ``[N, N]``: each set simulated for ``burn + frames`` frames from the same initial state with
+    the same noise (common random numbers, so differences come from the parameters), means over
+    the last ``frames`` frames and all regions. Returns ``{name: [B]}`` for :data:`DERIVED_NAMES`."""
+    vals = {k: torch.as_tensor(values.get(k, SYNTHETIC_TRUTH[k]), dtype=torch.float64).reshape(-1)
+            for k in SYNTHETIC_TRUTH}
+    B = max(len(v) for v in vals.values())
+    vals = {k: v.expand(B) for k, v in vals.items()}
+    m = RWW(sc, fit=(), init=vals, fit_gains=False, seed=_seed_int("local-inputs", seed) % 2**62, backend=backend,
+            dtype=dtype, sc_preprocess=sc_preprocess, stream=torch.zeros(B, dtype=torch.int64), rng_by_stream=True)
+    with torch.no_grad():
+        o = m(burn + frames, m.initial_state(seed=seed), 0, record_every=m.steps_per_sample, output_noise=False)
+    E = o.E[:, burn:].double().mean(dim=(1, 2))                        # [B]
+    I = o.I[:, burn:].double().mean(dim=(1, 2))                        # [B]
+    local = (vals["g_EE"][:, None, None] * o.E[:, burn:].double()
+             - vals["g_IE"][:, None, None] * o.I[:, burn:].double()).mean(dim=(1, 2))
+    return dict(E_mean=E.numpy(), I_mean=I.numpy(), local_input=local.numpy())
+
+
 def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None, starts: int = 5,
             frames: int = 1200, objective: str = "moments", optimizer: str | None = None, epochs: int | None = None,
             window: int = 20, mode: str | None = None, lr: float | None = None, gains: bool = False,
@@ -425,6 +453,17 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                         median=med, median_rel_error=med / truth[n] - 1,
                         median_abs_rel_error=float(np.median(np.abs(rel))),
                         within_10pct=bool(abs(med / truth[n] - 1) <= 0.1 and np.median(np.abs(rel)) <= 0.1))
+    # what the BOLD does identify: the fitted models' mean E, I and net local input vs the truth's
+    derived_vals = local_inputs(subj.sc, {k: np.append(recovered.get(k, np.full(starts, truth[k])), truth[k])
+                                          for k in SYNTHETIC_TRUTH}, seed=seed, backend=backend, dtype=dtype,
+                                sc_preprocess=sc_preprocess)
+    derived = {}
+    for n in DERIVED_NAMES:
+        est, true = derived_vals[n][:-1], float(derived_vals[n][-1])
+        rel = est / true - 1
+        derived[n] = dict(true=true, recovered=est.tolist(), rel_error=rel.tolist(), median=float(np.median(est)),
+                          median_rel_error=float(np.median(est)) / true - 1,
+                          median_abs_rel_error=float(np.median(np.abs(rel))))
     test_r = res.test_r
     scan_report = None
     figs = []
@@ -453,6 +492,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                   epochs=res.epochs_completed, gains=gains, fitted=list(fit), fixed_at_truth=["I_0", "sigma"],
                   parameters=table,
                   all_within_10pct=all(table[n]["within_10pct"] for n in RECOVER_NAMES if n in table),
+                  derived=derived,
                   train_r=res.train_r.tolist() if res.train_r is not None else None,
                   test_r=test_r.tolist() if test_r is not None else None,
                   median_test_r=float(np.median(test_r)) if test_r is not None else None,
@@ -635,5 +675,5 @@ def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="gr
 
 _run_profile = profile   # recover()'s argument `profile` shadows the function's name
 
-__all__ = ["SYNTHETIC_TRUTH", "DEMO_FIT", "DEMO_RESTARTS", "RECOVER_NAMES", "fit_subject", "fit_subjects", "parse_subjects", "demo", "recover", "recover_starts",
+__all__ = ["SYNTHETIC_TRUTH", "DEMO_FIT", "DEMO_RESTARTS", "DERIVED_NAMES", "local_inputs", "RECOVER_NAMES", "fit_subject", "fit_subjects", "parse_subjects", "demo", "recover", "recover_starts",
            "landscape", "profile", "simulate_run", "simulate_test"]
