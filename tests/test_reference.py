@@ -233,6 +233,25 @@ def test_standard_rate_series_branch():
     assert torch.autograd.gradcheck(lambda z: rate_ref(z, A_E, B_E, D_E, "standard"), (zz,))
 
 
+def test_standard_rate_far_below_threshold_float32():
+    # y = d x from -200 (exp(-y) overflows float32 below -88) to +40: value and gradient finite,
+    # non-negative and equal to float64's, where the float32 numbers are normal
+    y = torch.cat([torch.linspace(-200, -1, 60, dtype=F64), torch.linspace(1, 40, 20, dtype=F64)])
+    z64 = ((y / D_E + B_E) / A_E).requires_grad_()
+    z32 = z64.detach().float().requires_grad_()
+    h64, h32 = rate_ref(z64, A_E, B_E, D_E, "standard"), rate_ref(z32, A_E, B_E, D_E, "standard")
+    (g64,) = torch.autograd.grad(h64.sum(), z64)
+    (g32,) = torch.autograd.grad(h32.sum(), z32)
+    assert torch.isfinite(h32).all() and torch.isfinite(g32).all() and (g32 >= 0).all() and (h32 >= 0).all()
+    # the same function at the float32 inputs, in float64
+    zr = z32.detach().double().requires_grad_()
+    hr = rate_ref(zr, A_E, B_E, D_E, "standard")
+    (gr,) = torch.autograd.grad(hr.sum(), zr)
+    normal = gr > 1e-30
+    torch.testing.assert_close(g32.double()[normal], gr[normal], rtol=1e-4, atol=0)
+    torch.testing.assert_close(h32.double()[hr > 1e-30], hr[hr > 1e-30], rtol=1e-4, atol=0)
+
+
 def test_griffiths_rate_formula():
     z = torch.linspace(-0.5, 1.0, 31, dtype=F64)
     got = rate_ref(z, A_I, B_I, D_I, "griffiths2022").numpy()

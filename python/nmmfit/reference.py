@@ -22,7 +22,8 @@ Equations (node i of N, simulation b of B; every state of step t is read, then a
     z     = phi(J),   phi = identity | tanh(relu(.))         current_squash
     r_E   = H(a_E, b_E, d_E, z_E),   r_I = H(a_I, b_I, d_I, z_I)
     H     : x = a z - b,  y = d x
-            "standard":      x / (1 - exp(-y)) = x / (-expm1(-y)),  and for |y| < eps the series
+            "standard":      x / (1 - exp(-y)) = x / (-expm1(-y)) for y > 0, x e^y / expm1(y) for y < 0
+                             (no overflow), and for |y| < eps the series
                              (1/d) (1 + y/2 + y^2/12 - y^4/720)     (eps = 1e-2 in float64, 0.1 in float32)
             "griffiths2022": (1e-5 + |x|) / (1e-5 d + |1 - exp(-y)|)   (exactly, with exp)
     E~    = E + dt (-E/tau_E + gamma_E (1 - E) r_E) + sqrt(dt) sigma xi_E
@@ -89,7 +90,12 @@ def rate_ref(z: torch.Tensor, a: float, b: float, d: float, rate: str) -> torch.
     eps = 1e-2 if x.dtype == torch.float64 else 0.1
     small = torch.abs(d * x) < eps
     x_big = torch.where(small, torch.ones_like(x), x)      # safe value where the series is used
-    h_big = x_big / (-torch.expm1(-d * x_big))
+    # x / (1 - exp(-y)) for y > 0; for y < 0 the same ratio times e^y / e^y, x e^y / expm1(y), so
+    # that no exp(-y) overflows (y < -88 in float32) and autograd never forms inf * 0
+    pos = x_big > 0
+    x_pos = torch.where(pos, x_big, torch.ones_like(x))
+    x_neg = torch.where(pos, -torch.ones_like(x), x_big)
+    h_big = torch.where(pos, x_pos / (-torch.expm1(-d * x_pos)), x_neg * torch.exp(d * x_neg) / torch.expm1(d * x_neg))
     y = d * torch.where(small, x, torch.zeros_like(x))     # safe value where the ratio is used
     h_small = (1.0 / d) * (1.0 + y / 2.0 + y * y / 12.0 - y ** 4 / 720.0)
     return torch.where(small, h_small, h_big)
