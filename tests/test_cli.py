@@ -117,7 +117,12 @@ def test_recover_tiny(tmp_path, capsys):
     rep = json.loads((tmp_path / "rec" / "report.json").read_text())
     assert rep["parameters"]["g"]["true"] == 100.0 and len(rep["parameters"]["g"]["recovered"]) == 2
     assert set(rep["derived"]) == {"E_mean", "I_mean", "local_input"} and "local_input" in text
-    assert len(rep["derived"]["local_input"]["recovered"]) == 2
+    assert len(rep["derived"]["local_input"]["recovered"]) == 2 and rep["coupling"] is None
+    rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
+               "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
+    assert rc == 0 and "fitted vs true coupling W" in capsys.readouterr().out
+    cp = json.loads((tmp_path / "rec_gains" / "report.json").read_text())["coupling"]
+    assert len(cp["r"]) == 2 and all(0.9 < r <= 1 for r in cp["r"]) and all(0 <= e < 0.5 for e in cp["rel_error"])
     assert (tmp_path / "rec" / "recovery.png").exists()
 
 

@@ -233,6 +233,9 @@ def main(argv=None) -> int:
                 print(f"{n:11s} {row['true']:8.4g}  recovered " + " ".join(f"{r:.4g}" for r in row["recovered"])
                       + f"  median {row['median']:.4g} ({100 * row['median_rel_error']:+.1f}%, median |err| "
                         f"{100 * row['median_abs_rel_error']:.1f}%)")
+            if rep.get("coupling"):
+                print("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in rep["coupling"]["r"])
+                      + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in rep["coupling"]["rel_error"]))
             print(f"test FC r:  {_fmt_r(rep['test_r'])} (median {rep['median_test_r']:.3f}); the true parameters' "
                   f"test r on the same protocol: {rep['truth_test_r']:.3f}")
             if rep.get("scan"):

@@ -477,6 +477,15 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                         median=med, median_rel_error=med / truth[n] - 1,
                         median_abs_rel_error=float(np.median(np.abs(rel))),
                         within_10pct=bool(abs(med / truth[n] - 1) <= 0.1 and np.median(np.abs(rel)) <= 0.1))
+    coupling = None
+    if gains:
+        # the truth has no gains: its coupling is the normalised SC; compare each start's fitted W
+        with torch.no_grad():
+            w_true = ref.coupling().double().cpu().reshape(subj.N, subj.N)            # [N, N]
+        w_fit = torch.as_tensor(res.W, dtype=torch.float64).reshape(-1, subj.N, subj.N)  # [B, N, N]
+        mask = torch.tril(w_true != 0, diagonal=-1)
+        coupling = dict(r=[float(pearson(w[mask], w_true[mask])) for w in w_fit],
+                        rel_error=[float(torch.linalg.norm(w - w_true) / torch.linalg.norm(w_true)) for w in w_fit])
     # what the BOLD does identify: the fitted models' mean E, I and net local input vs the truth's
     derived_vals = local_inputs(subj.sc, {k: np.append(recovered.get(k, np.full(starts, truth[k])), truth[k])
                                           for k in SYNTHETIC_TRUTH}, seed=seed, backend=backend, dtype=dtype,
@@ -516,7 +525,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                   epochs=res.epochs_completed, gains=gains, fitted=list(fit), fixed_at_truth=["I_0", "sigma"],
                   parameters=table,
                   all_within_10pct=all(table[n]["within_10pct"] for n in RECOVER_NAMES if n in table),
-                  derived=derived,
+                  derived=derived, coupling=coupling,
                   train_r=res.train_r.tolist() if res.train_r is not None else None,
                   test_r=test_r.tolist() if test_r is not None else None,
                   median_test_r=float(np.median(test_r)) if test_r is not None else None,
