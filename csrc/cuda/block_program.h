@@ -121,6 +121,21 @@ NMM_HD void noise_element(uint64_t seed, const int64_t* stream, int64_t N, int64
                  static_cast<uint32_t>(i), o[i], o[N + i]);
 }
 
+// One Euler-Maruyama step of node i from Sc [6, N] into Sn [6, N] (all nodes' E of Sc are final:
+// the caller is past the barrier that wrote them); its noise pair is drawn into xi [2, N]. The
+// forward walk and the backward's segment recompute both step through here, so the recomputed
+// trajectory is the forward's bit for bit. Returns the coupling c_i the step used.
+template <class T, class Cfg>
+NMM_HD T step_node(const Sizes& z, const Cfg& cfg, const Plan& p, const T* Ws, const T* Wt_b, T rowsum_i,
+                   const T* params_b, uint32_t stream, int64_t t, int i, const T* Sc, T* Sn, T* xi) {
+  const int N = p.N;
+  const T c = coupling_finish(cfg, coupling_dot(p, Ws, Wt_b, i, Sc), rowsum_i, Sc[i]);
+  for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
+  node_noise(z, stream, t, int64_t(i), xi, int64_t(N));
+  forward_node(cfg, params_b, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t), Sn);
+  return c;
+}
+
 template <class X, class T>
 NMM_BLOCK void load_W_smem(X& x, const Plan& p, const T* W, T* Ws) {
   const int64_t NN = int64_t(p.N) * p.N;
@@ -165,11 +180,8 @@ NMM_BLOCK void forward_block(X& x, const ForwardArgs<T>& a, const Cfg& cfg, cons
           for (int v = 0; v < kNumVars; ++v) ck[v * N + i] = Sc[v * N + i];
         }
         const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-        const T c = coupling_finish(cfg, coupling_dot(p, Ws, Wt_b, i, Sc), rowsum[w.s * N + i], Sc[i]);
-        for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
-        T* xi = xis + int64_t(w.s) * 2 * N;
-        node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t, int64_t(i), xi, int64_t(N));
-        forward_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t), Sn);
+        step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6, static_cast<uint32_t>(a.stream[w.b]),
+                  t, i, Sc, Sn, xis + int64_t(w.s) * 2 * N);
         emit_node(z, cfg, t, int64_t(i), Sn, int64_t(N), a.bold + w.b * out_S, a.E_rec + w.b * out_R, a.I_rec + w.b * out_R);
       });
     }
@@ -242,12 +254,9 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
           T* Sn = Sbuf + ((cur ^ 1) * spb + w.s) * n6;
           T* sb = seg + w.s * p.seg_elems;
           const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-          const T c = coupling_finish(cfg, coupling_dot(p, Ws, Wt_b, i, Sc), rowsum[w.s * N + i], Sc[i]);
-          sb[p.seg_c + k * N + i] = c;
-          for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
-          T* xi = sb + p.seg_xi + k * 2 * N;
-          node_noise(z, static_cast<uint32_t>(a.stream[w.b]), t0 + k, int64_t(i), xi, int64_t(N));
-          forward_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t0 + k), Sn);
+          sb[p.seg_c + k * N + i] = step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6,
+                                              static_cast<uint32_t>(a.stream[w.b]), t0 + k, i, Sc, Sn,
+                                              sb + p.seg_xi + k * 2 * N);
           T* st = sb + p.seg_states + (k + 1) * n6;
           for (int v = 0; v < kNumVars; ++v) st[v * N + i] = Sn[v * N + i];
         });

@@ -115,16 +115,25 @@ cudaError_t device_limits(int device, Limits& out) {
   return cudaSuccess;
 }
 
+// W^T in the workspace for the kernels that read W from global memory (coalesced columns); null
+// when W fits in shared memory.
+template <class T>
+cudaError_t prepare_Wt(const T* W, int64_t W_bstride, int64_t B, const Plan& p, char* ws, cudaStream_t stream,
+                       const T*& Wt) {
+  Wt = nullptr;
+  if (p.w_smem) return cudaSuccess;
+  T* wt = reinterpret_cast<T*>(ws + p.ws_Wt);
+  const cudaError_t e = transpose(W, wt, W_bstride ? B : 1, p.N, stream);
+  if (e == cudaSuccess) Wt = wt;
+  return e;
+}
+
 template <class T>
 cudaError_t simulate_forward_cuda(const ForwardArgs<T>& a, const Plan& p, void* workspace, cudaStream_t stream) {
   char* ws = static_cast<char*>(workspace);
   const T* Wt = nullptr;
   cudaError_t e;
-  if (!p.w_smem) {
-    T* wt = reinterpret_cast<T*>(ws + p.ws_Wt);
-    if ((e = transpose(a.W, wt, a.W_bstride ? a.z.B : 1, p.N, stream)) != cudaSuccess) return e;
-    Wt = wt;
-  }
+  if ((e = prepare_Wt(a.W, a.W_bstride, a.z.B, p, ws, stream, Wt)) != cudaSuccess) return e;
   auto kernel = p.threads <= kSmallBlock ? forward_kernel<T, kSmallBlock> : forward_kernel<T, kMaxNodes>;
   if ((e = allow_smem(kernel, p.smem_bytes)) != cudaSuccess) return e;
   kernel<<<static_cast<unsigned int>(p.grid), p.threads, p.smem_bytes, stream>>>(a, p, Wt);
@@ -136,11 +145,7 @@ cudaError_t simulate_backward_cuda(const BackwardArgs<T>& a, const Plan& p, void
   char* ws = static_cast<char*>(workspace);
   const T* Wt = nullptr;
   cudaError_t e;
-  if (!p.w_smem) {
-    T* wt = reinterpret_cast<T*>(ws + p.ws_Wt);
-    if ((e = transpose(a.W, wt, a.W_bstride ? a.z.B : 1, p.N, stream)) != cudaSuccess) return e;
-    Wt = wt;
-  }
+  if ((e = prepare_Wt(a.W, a.W_bstride, a.z.B, p, ws, stream, Wt)) != cudaSuccess) return e;
   double* G = reinterpret_cast<double*>(ws + p.ws_G);
   T* seg = reinterpret_cast<T*>(ws + p.ws_seg);
   auto kernel = p.threads <= kSmallBlock ? backward_kernel<T, kSmallBlock> : backward_kernel<T, kMaxNodes>;
