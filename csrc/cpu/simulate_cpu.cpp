@@ -117,27 +117,29 @@ void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
   for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
 }
 
-// G [N, N] += sum over n steps of the outer product gc_k E_k^T: G_ij += sum_k gc[k, i] E[k, j], in double.
+// G [N, N] += sum over n steps of the outer product gc_k E_k^T: G_ij += sum_k gc[k, i] E[k, j].
 // gc rows have stride gc_stride, E rows E_stride, both >= ld (padded nodes have gc = 0 and are not
-// written). A register tile of 4 rows x 16 columns accumulates over all k before touching G.
+// written). A register tile of 4 rows x 16 columns accumulates one segment's n <= K terms in T (a
+// full vector of floats per row: half the instructions of double) and adds them to G in double, so
+// float rounding grows with K ~ sqrt(T), not with T.
 template <class T>
 void accumulate_outer(double* G, int64_t N, int64_t ld, const T* gc, int64_t gc_stride, const T* E, int64_t E_stride,
                       int64_t n) {
   constexpr int RI = 4, CJ = 16;
   for (int64_t i0 = 0; i0 < N; i0 += RI) {
     for (int64_t j0 = 0; j0 < N; j0 += CJ) {
-      double acc[RI][CJ] = {};
+      T acc[RI][CJ] = {};
       for (int64_t k = 0; k < n; ++k) {
         const T* e = E + k * E_stride + j0;
         const T* g = gc + k * gc_stride + i0;
         for (int r = 0; r < RI; ++r) {
-          const double gr = i0 + r < ld ? double(g[r]) : 0.0;
+          const T gr = i0 + r < ld ? g[r] : T(0);
 #pragma omp simd
-          for (int jj = 0; jj < CJ; ++jj) acc[r][jj] += gr * double(e[jj]);
+          for (int jj = 0; jj < CJ; ++jj) acc[r][jj] += gr * e[jj];
         }
       }
       for (int r = 0; r < RI && i0 + r < N; ++r)
-        for (int jj = 0; jj < CJ && j0 + jj < N; ++jj) G[(i0 + r) * N + j0 + jj] += acc[r][jj];
+        for (int jj = 0; jj < CJ && j0 + jj < N; ++jj) G[(i0 + r) * N + j0 + jj] += double(acc[r][jj]);
     }
   }
 }
@@ -208,10 +210,10 @@ void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>
 // Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
 template <bool Hemo, class T, class Cfg>
 void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* c_k, const T* xi_k, const T* rowsum,
-                 T* L, T* gc_k, double* gp) {
+                 T* L, T* gc_k, T* gp) {
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) {
-    NodeParams<double> gpi = load_params(gp, ld, i);
+    NodeParams<T> gpi = load_params(gp, ld, i);
     adjoint_node(cfg, P, ld, i, S_k, c_k[i], xi_k, Hemo, rowsum[i], L, gc_k, gpi);
     store_params(gp, ld, i, gpi);
   }
@@ -219,13 +221,16 @@ void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* 
 
 // Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
 // [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), the running cotangent L [6, ld] and the parameter
-// cotangents gp [6, ld] in double. O(K N) per simulation in flight.
+// cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the adjoint loop stays one
+// vector width), gp [6, ld] the segments in double, so rounding grows with K ~ sqrt(T), not T.
+// O(K N) per simulation in flight.
 template <class T>
 struct SegmentBuffers {
-  std::vector<T> S, c, xi, gc, L;
+  std::vector<T> S, c, xi, gc, L, gp_seg;
   std::vector<double> gp;
   SegmentBuffers(int64_t K, int64_t ld)
-      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), L(kNumVars * ld), gp(kNumParams * ld) {}
+      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), L(kNumVars * ld),
+        gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
 };
 
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
@@ -244,6 +249,7 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
   const T* P = sim.P.data();
   T* L = w.L.data();
   double* gp = w.gp.data();
+  T* gp_seg = w.gp_seg.data();
   std::fill(w.L.begin(), w.L.end(), T(0));
   if (a.grad_state)
     for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + b * n6 + v * N, N, L + v * ld);
@@ -256,6 +262,7 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
       std::copy_n(S_k, l6, S_k + l6);
       step_all(z, cfg, sim, stream, t0 + k, w.c.data() + k * ld, w.xi.data() + k * 2 * ld, S_k + l6);
     }
+    std::fill(w.gp_seg.begin(), w.gp_seg.end(), T(0));
     for (int64_t k = n - 1; k >= 0; --k) {
       const int64_t t = t0 + k;
       const T* S_k = w.S.data() + k * l6;
@@ -264,11 +271,13 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
       T* gc_k = w.gc.data() + k * ld;
       if (is_sample_step(z, t) || is_record_step(z, t))
         for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
-      if (is_hemo_step(cfg, t)) adjoint_all<true>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
-      else adjoint_all<false>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp);
+      if (is_hemo_step(cfg, t)) adjoint_all<true>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp_seg);
+      else adjoint_all<false>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp_seg);
       // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
       matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
     }
+#pragma omp simd
+    for (int64_t e = 0; e < kNumParams * ld; ++e) gp[e] += double(gp_seg[e]);
     // dL/dW_ij = sum_t gc_t[i] E_t[j] over the segment: one [N, n] x [n, N] product, in double.
     if (G) accumulate_outer(G, N, ld, w.gc.data(), ld, w.S.data(), l6, n);
   }
