@@ -283,8 +283,9 @@ def demo(out, *, dataset="hcp_aal2", subject=0, epochs: int | None = None, frame
     into a trap: while the simulated FC does not yet correlate with the empirical one (r ~ 0 in
     every window at the paper's initial values), the FC term pushes the output-noise std up and
     the fit stays noise-dominated. On hcp_aal2 subject 0 (101309) one model with its own noise
-    stream ends at train FC r -0.01 with sigma_out 0.16; its 4 restarts end at 0.78-0.80 (a
-    batch of 4 costs ~1.8x one model on 2 cores).
+    stream ends at train FC r -0.01 with sigma_out 0.16; of its 4 restarts three end at 0.78-0.80
+    and one in the trap, and which one changed with float rounding alone (a batch of 4 costs
+    1.4-1.8x one model on 2 cores).
 
     One deliberate difference by default: the state-noise std stays at 0.02 (the floor of the
     paper's transform 0.02 + relu(std_in)) instead of being fitted from 0.07. Fitted from 0.07 its
