@@ -121,6 +121,10 @@ def test_recover_tiny(tmp_path, capsys):
     rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
                "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
     assert rc == 0 and "fitted vs true coupling W" in capsys.readouterr().out
+    for bad, msg in ((["--starts", "0"], "starts: expected an int >= 1"),
+                     (["--sim-factor", "0"], "sim_factor: expected a positive number")):
+        assert main(["recover", "--out", str(tmp_path / "bad"), "--no-progress"] + bad) == 1
+        assert msg in capsys.readouterr().err
     cp = json.loads((tmp_path / "rec_gains" / "report.json").read_text())["coupling"]
     assert len(cp["r"]) == 2 and all(0.9 < r <= 1 for r in cp["r"]) and all(0 <= e < 0.5 for e in cp["rel_error"])
     assert (tmp_path / "rec" / "recovery.png").exists()

@@ -415,6 +415,11 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
 
     if objective not in ("moments", "paper"):
         raise ValueError(f"objective: expected 'moments' or 'paper', got {objective!r}")
+    for name, v in (("starts", starts), ("frames", frames)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    if not (isinstance(sim_factor, (int, float)) and sim_factor > 0):
+        raise ValueError(f"sim_factor: expected a positive number, got {sim_factor!r}")
     paper_obj = objective == "paper"
     optimizer = optimizer or ("adam" if paper_obj else "lbfgs")
     mode = mode or ("windowed" if paper_obj else "full")
