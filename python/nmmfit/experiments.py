@@ -521,7 +521,9 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
     if figures:
         from .plots import plot_recovery, plot_result
 
-        figs.insert(0, str(plot_recovery(truth, recovered, out / "recovery.png", test_r=test_r, starts=starts_np,
+        shown_truth = {**{n: truth[n] for n in names}, **{n: d["true"] for n, d in derived.items()}}
+        shown = {**recovered, **{n: d["recovered"] for n, d in derived.items()}}
+        figs.insert(0, str(plot_recovery(shown_truth, shown, out / "recovery.png", test_r=test_r, starts=starts_np,
                                          truth_test_r=truth_test_r,
                                          title=f"{subj.name}: {starts} starts, {objective} objective, {optimizer}, "
                                                f"{res.epochs_completed} iterations")))

@@ -160,13 +160,19 @@ def plot_bold(emp, sim, path, *, regions=(0, 1, 2, 3), title=""):
 
 def plot_recovery(truth: dict, estimates: dict, path, *, test_r=None, starts: dict | None = None,
                   truth_test_r=None, title=""):
-    """Recovered vs true values: one panel per parameter, one column per start (its start value
-    open, the estimate filled), the truth dashed with a +-10% band; and the test FC r per start
-    (with the true parameters' test r when given)."""
+    """Recovered vs true values: one panel per quantity (parameters, and derived quantities given
+    the same way), one column per start (its start value open when given, the estimate filled),
+    the truth dashed with a +-10% band; and the test FC r per start (with the true parameters'
+    test r when given). Panels wrap at 5 per row."""
     plt = _plt()
     names = [n for n in truth if n in estimates]
-    fig, axes = plt.subplots(1, len(names) + (test_r is not None), figsize=(3.2 * (len(names) + 1), 3.4), squeeze=False)
+    panels = len(names) + (test_r is not None)
+    cols = min(panels, 5)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
     axes = axes.ravel()
+    for a in axes[panels:]:
+        a.set_visible(False)
     for a, n in zip(axes, names):
         est = np.asarray(estimates[n], dtype=float)
         est = est.mean(-1) if est.ndim == 2 else est
