@@ -45,3 +45,32 @@ def grads_of(fn, W, params, state0, n_steps, kw):
     state0 = state0.clone().requires_grad_()
     random_cotangents(fn(W, params, state0, n_steps, **kw)).backward()
     return [W.grad, state0.grad] + [params[k].grad for k in nmmfit.PARAM_NAMES]
+
+
+def gradcheck_simulate(preset, device="cpu"):
+    """float64 gradcheck of nmmfit.simulate through every output and every input (W, state0, all
+    parameters, regional) on a small problem on ``device``."""
+    W, params, state0 = make_problem(preset, 2, 3, torch.float64, device=device)
+    names = list(nmmfit.PARAM_NAMES)
+
+    def f(W, state0, *ps):
+        out = nmmfit.simulate(W, dict(zip(names, ps)), state0, 12,
+                              **run_kw(preset, steps_per_sample=3, record_every=2, checkpoint_every=5))
+        return out.bold, out.E, out.I, out.state
+
+    inputs = [W.requires_grad_(), state0.requires_grad_()] + [params[k].requires_grad_() for k in names]
+    return torch.autograd.gradcheck(f, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
+
+
+def assert_gradients_match_reference(preset, batched_W, regional, device="cpu"):
+    """Every gradient of nmmfit.simulate on ``device`` (W, state0, each parameter) equals autograd
+    through the reference on the CPU to 1e-9 (float64), for a loss with random cotangents."""
+    W, params, state0 = make_problem(preset, 3, 5, torch.float64, batched_W=batched_W, regional=regional,
+                                     device=device)
+    n_steps = 43 if preset == "griffiths2022" else 83
+    kw = run_kw(preset)
+    ours = grads_of(nmmfit.simulate, W, params, state0, n_steps, kw)
+    ref = grads_of(nmmfit.simulate_ref, to(W, "cpu"), to(params, "cpu"), to(state0, "cpu"), n_steps, kw)
+    for name, a, b in zip(["W", "state0", *nmmfit.PARAM_NAMES], ours, ref):
+        assert a.device.type == torch.device(device).type and a.shape == b.shape, name
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)

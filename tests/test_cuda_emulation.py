@@ -65,6 +65,28 @@ def plan(B, N, n_steps, K, batched_W, dtype, backward, need_W=True):
     return dict(spb=spb, threads=threads, groups=groups, grid=grid, w_smem=bool(w_smem), smem=smem, ws=ws)
 
 
+FWD_NAMES = ["bold", "E_rec", "I_rec", "state", "checkpoints"]
+GRAD_NAMES = ["grad_W", "grad_params", "grad_state0"]
+
+
+def assert_forward_matches(args):
+    """The emulated forward equals the CPU op's to 1e-12 (float64); returns the CPU outputs."""
+    cpu = torch.ops.nmmfit.simulate(*args)
+    for name, a, b in zip(FWD_NAMES, torch.ops.nmmfit.simulate_gpu_emulated(*args), cpu):
+        assert_close_rel(a, b, 1e-12, name)
+    return cpu
+
+
+def assert_backward_matches(args, cpu, cts, need_W=True, label=""):
+    """The emulated backward equals the CPU op's to GRAD_RTOL; returns the emulated gradients."""
+    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts, need_W))
+    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts, need_W))
+    for name, a, b in zip(GRAD_NAMES, g_emu, g_cpu):
+        assert torch.isfinite(a).all(), name
+        assert_close_rel(a, b, GRAD_RTOL, f"{name} {label}")
+    return g_emu
+
+
 # (B, N, n_steps, K, sims_per_block, W in shared memory)
 CASES = [
     (1, 1, 12, 5, None, None),      # one node
@@ -92,16 +114,8 @@ def test_forward_and_backward_match_cpu_float64(monkeypatch, preset, batched_W, 
         assert p["spb"] == min(spb, B)
     if w_smem is not None and not batched_W:
         assert p["w_smem"] == (w_smem == "1")
-    cpu = torch.ops.nmmfit.simulate(*args)
-    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
-    for name, a, b in zip(["bold", "E_rec", "I_rec", "state", "checkpoints"], emu, cpu):
-        assert_close_rel(a, b, 1e-12, name)
-    cts = cotangents(cpu)
-    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))
-    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
-    for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
-        assert torch.isfinite(a).all(), name
-        assert_close_rel(a, b, GRAD_RTOL, name)
+    cpu = assert_forward_matches(args)
+    assert_backward_matches(args, cpu, cotangents(cpu))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -117,11 +131,7 @@ def test_grid_smaller_than_groups(monkeypatch, preset, batched_W):
     assert p["grid"] == 2 and p["groups"] == 5
     args = problem(preset, B, N, n_steps, batched_W=batched_W, K=K)
     cpu = torch.ops.nmmfit.simulate(*args)
-    cts = cotangents(cpu)
-    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))
-    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
-    for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
-        assert_close_rel(a, b, GRAD_RTOL, name)
+    assert_backward_matches(args, cpu, cotangents(cpu))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -131,10 +141,7 @@ def test_missing_cotangents_and_no_grad_W(preset):
     for drop in [(0,), (1, 2), (3,), (0, 1, 2)]:
         cts = cotangents(cpu, drop=drop)
         for need_W in (True, False):
-            g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts, need_W))
-            g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts, need_W))
-            for name, a, b in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu):
-                assert_close_rel(a, b, GRAD_RTOL, f"{name} drop={drop} need_W={need_W}")
+            g_emu = assert_backward_matches(args, cpu, cts, need_W, f"drop={drop} need_W={need_W}")
             if not need_W:
                 assert (g_emu[0] == 0).all()
 
@@ -174,14 +181,8 @@ def test_deterministic_run_after_run():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_without_noise(preset):
     args = problem(preset, 2, 6, 30, K=8, noise=False)
-    cpu = torch.ops.nmmfit.simulate(*args)
-    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
-    for a, b in zip(emu, cpu):
-        assert_close_rel(a, b, 1e-12)
-    cts = cotangents(cpu)
-    for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
-                    torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
-        assert_close_rel(a, b, GRAD_RTOL)
+    cpu = assert_forward_matches(args)
+    assert_backward_matches(args, cpu, cotangents(cpu))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -190,27 +191,27 @@ def test_float32_within_float32_error(preset):
     B, N, n_steps = 3, 9, 45
     args64 = problem(preset, B, N, n_steps, K=10)
     args32 = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args64)
+
+    def assert_as_close_as_cpu(names, emu, cpu, exact):
+        for name, e, c, x in zip(names, emu, cpu, exact):
+            if not x.numel():
+                continue
+            assert e.dtype == torch.float32
+            scale = x.abs().max()
+            err_cpu = ((c.double() - x).abs().max() / scale).item()
+            err_emu = ((e.double() - x).abs().max() / scale).item()
+            assert err_emu <= 10 * err_cpu + 1e-5, name
+
     exact = torch.ops.nmmfit.simulate(*args64)
     cpu32 = torch.ops.nmmfit.simulate(*args32)
-    emu32 = torch.ops.nmmfit.simulate_gpu_emulated(*args32)
-    for name, e, c, x in zip(["bold", "E_rec", "I_rec", "state", "checkpoints"], emu32, cpu32, exact):
-        if not x.numel():
-            continue
-        scale = x.abs().max()
-        err_cpu = ((c.double() - x).abs().max() / scale).item()
-        err_emu = ((e.double() - x).abs().max() / scale).item()
-        assert err_emu <= 10 * err_cpu + 1e-5, name
+    assert_as_close_as_cpu(["bold", "E_rec", "I_rec", "state", "checkpoints"],
+                           torch.ops.nmmfit.simulate_gpu_emulated(*args32), cpu32, exact)
     cts64 = cotangents(exact)
     cts32 = [c.float() for c in cts64]
     g64 = torch.ops.nmmfit.simulate_backward(*backward_args(args64, exact, cts64))
     g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args32, cpu32, cts32))
     g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args32, cpu32, cts32))
-    for name, e, c, x in zip(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu, g64):
-        assert e.dtype == torch.float32
-        scale = x.abs().max()
-        err_cpu = ((c.double() - x).abs().max() / scale).item()
-        err_emu = ((e.double() - x).abs().max() / scale).item()
-        assert err_emu <= 10 * err_cpu + 1e-5, name
+    assert_as_close_as_cpu(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu, g64)
 
 
 def test_large_network_one_simulation_per_block_W_from_global():
@@ -220,14 +221,8 @@ def test_large_network_one_simulation_per_block_W_from_global():
     p = plan(B, N, n_steps, 4, False, torch.float64, True)
     assert p["spb"] == 1 and p["threads"] == 320 and not p["w_smem"]
     args = problem("deco2014", B, N, n_steps, K=4, sps=3, rec=2)
-    cpu = torch.ops.nmmfit.simulate(*args)
-    emu = torch.ops.nmmfit.simulate_gpu_emulated(*args)
-    for a, b in zip(emu, cpu):
-        assert_close_rel(a, b, 1e-12)
-    cts = cotangents(cpu)
-    for a, b in zip(torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts)),
-                    torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts))):
-        assert_close_rel(a, b, GRAD_RTOL)
+    cpu = assert_forward_matches(args)
+    assert_backward_matches(args, cpu, cotangents(cpu))
 
 
 def test_packing_heuristic():

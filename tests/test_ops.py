@@ -4,6 +4,7 @@ import torch
 
 import nmmfit
 from nmmfit._inputs import prepare_inputs
+import sim_helpers
 from sim_helpers import grads_of, make_problem, rel_err, run_kw
 
 pytestmark = pytest.mark.skipif(not nmmfit.HAS_EXTENSION, reason="compiled extension not built")
@@ -74,14 +75,7 @@ def test_batch_equals_single_runs_with_matching_streams():
 @pytest.mark.parametrize("batched_W", [False, True])
 @pytest.mark.parametrize("regional", [False, True])
 def test_gradients_match_autograd_through_reference(preset, batched_W, regional):
-    W, params, state0 = make_problem(preset, 3, 5, torch.float64, batched_W=batched_W, regional=regional)
-    n_steps = 43 if preset == "griffiths2022" else 83
-    kw = run_kw(preset)
-    ours = grads_of(nmmfit.simulate, W, params, state0, n_steps, kw)
-    ref = grads_of(nmmfit.simulate_ref, W, params, state0, n_steps, kw)
-    for name, a, b in zip(["W", "state0", *nmmfit.PARAM_NAMES], ours, ref):
-        assert a.shape == b.shape, name
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)
+    sim_helpers.assert_gradients_match_reference(preset, batched_W, regional)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -96,16 +90,7 @@ def test_gradients_without_noise_and_with_T_below_K(preset):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_gradcheck_float64(preset):
-    W, params, state0 = make_problem(preset, 2, 3, torch.float64)
-    names = list(nmmfit.PARAM_NAMES)
-
-    def f(W, state0, *ps):
-        out = nmmfit.simulate(W, dict(zip(names, ps)), state0, 12,
-                              **run_kw(preset, steps_per_sample=3, record_every=2, checkpoint_every=5))
-        return out.bold, out.E, out.I, out.state
-
-    inputs = [W.requires_grad_(), state0.requires_grad_()] + [params[k].requires_grad_() for k in names]
-    assert torch.autograd.gradcheck(f, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
+    assert sim_helpers.gradcheck_simulate(preset)
 
 
 def test_checkpoint_interval_does_not_change_results():
