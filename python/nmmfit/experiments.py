@@ -100,7 +100,7 @@ def _subject_keys(dataset: str, subject, seed: int, restarts: int = 1) -> tuple[
 
     sub = str(subject)
     ids_all = [str(x) for x in datasets.dataset_info(dataset).subjects]
-    index = ids_all.index(sub) if sub in ids_all else 0
+    index = ids_all.index(sub)                      # datasets.load has resolved the ID already
     stream = index + len(ids_all) * torch.arange(restarts, dtype=torch.int64)
     return _seed_int("subject-init", seed, sub) % 2**62, stream
 
