@@ -28,7 +28,8 @@ void check_cotangent(const char* name, const at::Tensor& g, at::IntArrayRef shap
 Sizes check_simulate_inputs(const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0,
                             const at::Tensor& stream, int64_t seed, int64_t step_offset, int64_t n_steps,
                             int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-                            bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+                            bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const at::Tensor& u,
+                            int64_t u_every) {
   TORCH_CHECK(W.dim() == 2 || W.dim() == 3, "W: expected shape [N, N] or [B, N, N], got ", W.sizes());
   TORCH_CHECK(W.scalar_type() == at::kFloat || W.scalar_type() == at::kDouble,
               "W: expected dtype float32 or float64, got ", W.scalar_type());
@@ -58,6 +59,9 @@ Sizes check_simulate_inputs(const at::Tensor& W, const at::Tensor& params, const
   TORCH_CHECK(switches[4] == 0 || switches[4] == 1, "switches[4] (hemo_bound): expected 0 or 1");
   TORCH_CHECK(switches[5] >= 1, "switches[5] (hemo_every): expected an int >= 1");
   TORCH_CHECK(scalars[0] > 0 && scalars[1] > 0, "scalars: expected dt > 0 and hemo_dt > 0");
+  TORCH_CHECK(u_every >= 1, "u_every: expected an int >= 1, got ", u_every);
+  const int64_t n_u = u.defined() ? (n_steps + u_every - 1) / u_every : 0;
+  if (u.defined()) check_tensor("u", u, {B, n_u, N}, W);
   Sizes z{};
   z.B = B;
   z.N = N;
@@ -68,6 +72,8 @@ Sizes check_simulate_inputs(const at::Tensor& W, const at::Tensor& params, const
   z.seed = static_cast<uint64_t>(seed);
   z.step_offset = static_cast<uint64_t>(step_offset);
   z.noise = noise;
+  z.u_every = u_every;
+  z.n_u = n_u;
   z.cfg = Config{int(switches[0]), int(switches[1]), int(switches[2]), int(switches[3]), int(switches[4]),
                  int(switches[5]), scalars[0], scalars[1], scalars[2]};
   return z;
@@ -84,10 +90,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> empty_sim
 ForwardCall prepare_forward(const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0,
                             const at::Tensor& stream, int64_t seed, int64_t step_offset, int64_t n_steps,
                             int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every, bool noise,
-                            at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+                            at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
+                            int64_t u_every) {
   ForwardCall c;
+  c.u = u.has_value() ? u->contiguous() : at::Tensor();
   c.z = check_simulate_inputs(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample, record_every,
-                              checkpoint_every, noise, switches, scalars);
+                              checkpoint_every, noise, switches, scalars, c.u, u_every);
   c.W = W.contiguous();
   c.params = params.contiguous();
   c.state0 = state0.contiguous();
@@ -101,15 +109,17 @@ BackwardCall prepare_backward(const std::optional<at::Tensor>& grad_bold, const 
                               const at::Tensor& W, const at::Tensor& params, const at::Tensor& stream,
                               const at::Tensor& checkpoints, int64_t seed, int64_t step_offset, int64_t n_steps,
                               int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every, bool noise,
-                              at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
+                              at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
+                              const std::optional<at::Tensor>& u, int64_t u_every) {
   BackwardCall c;
   c.W = W.contiguous();
   c.params = params.contiguous();
   c.stream = stream.contiguous();
+  c.u = u.has_value() ? u->contiguous() : at::Tensor();
   c.checkpoints = checkpoints.contiguous();
   c.need_grad_W = need_grad_W;
   c.z = check_simulate_inputs(c.W, c.params, c.params, c.stream, seed, step_offset, n_steps, steps_per_sample,
-                              record_every, checkpoint_every, noise, switches, scalars);
+                              record_every, checkpoint_every, noise, switches, scalars, c.u, u_every);
   const Sizes& z = c.z;
   auto cotangent = [&](const char* name, const std::optional<at::Tensor>& g, at::IntArrayRef shape) {
     at::Tensor t = g.has_value() ? g->contiguous() : at::Tensor();
@@ -124,6 +134,8 @@ BackwardCall prepare_backward(const std::optional<at::Tensor>& grad_bold, const 
   c.grad_W = need_grad_W ? at::empty(c.W.sizes(), c.W.options()) : at::zeros(c.W.sizes(), c.W.options());
   c.grad_params = at::empty(c.params.sizes(), c.params.options());
   c.grad_state0 = at::empty(c.params.sizes(), c.params.options());
+  // summed over each row's steps by the executors; [B, 0, N] without an input
+  c.grad_u = at::zeros({z.B, z.n_u, z.N}, c.params.options());
   return c;
 }
 
@@ -141,22 +153,24 @@ namespace {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_op_cpu(
     const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
+    int64_t u_every) {
   const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars);
+                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
   AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate", [&] { simulate_forward_cpu(c.args<scalar_t>()); });
   return c.outputs();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cpu(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cpu(
     const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
     const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
     const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
+    const std::optional<at::Tensor>& u, int64_t u_every) {
   const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
                                           seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W);
+                                          noise, switches, scalars, need_grad_W, u, u_every);
   AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward",
                              [&] { simulate_backward_cpu(c.args<scalar_t>()); });
   return c.outputs();
@@ -180,13 +194,13 @@ at::Tensor noise_op_cpu(int64_t seed, const at::Tensor& stream_, int64_t N, int6
 TORCH_LIBRARY(nmmfit, m) {
   m.def(
       "simulate(Tensor W, Tensor params, Tensor state0, Tensor stream, int seed, int step_offset, int n_steps, "
-      "int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars) "
-      "-> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, Tensor checkpoints)");
+      "int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, "
+      "Tensor? u=None, int u_every=1) -> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, Tensor checkpoints)");
   m.def(
       "simulate_backward(Tensor? grad_bold, Tensor? grad_E_rec, Tensor? grad_I_rec, Tensor? grad_state, Tensor W, "
       "Tensor params, Tensor stream, Tensor checkpoints, int seed, int step_offset, int n_steps, int steps_per_sample, "
-      "int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, bool need_grad_W) "
-      "-> (Tensor grad_W, Tensor grad_params, Tensor grad_state0)");
+      "int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, bool need_grad_W, "
+      "Tensor? u=None, int u_every=1) -> (Tensor grad_W, Tensor grad_params, Tensor grad_state0, Tensor grad_u)");
   m.def("noise(int seed, Tensor stream, int N, int n_steps, int step_offset, ScalarType dtype) -> Tensor");
 }
 

@@ -39,12 +39,25 @@ def random_cotangents(outputs, seed=5):
     return sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype).to(o.device)).sum() for o in outputs)
 
 
+def make_input(B, n_steps, N, u_every, dtype=torch.float64, device="cpu", shared=False, seed=3):
+    """An external input u [B, ceil(n_steps / u_every), N] (or [n_u, N] when shared) of O(0.1)."""
+    n_u = -(-n_steps // u_every)
+    g = torch.Generator().manual_seed(seed)
+    u = 0.1 * torch.randn((n_u, N) if shared else (B, n_u, N), generator=g, dtype=torch.float64)
+    return u.to(dtype=dtype, device=device)
+
+
 def grads_of(fn, W, params, state0, n_steps, kw):
+    """Gradients of a random-cotangent loss: [W, state0, *params in PARAM_NAMES order] (+ [u] when kw has u)."""
     W = W.clone().requires_grad_()
     params = {k: v.clone().requires_grad_() for k, v in params.items()}
     state0 = state0.clone().requires_grad_()
+    kw = dict(kw)
+    if kw.get("u") is not None:
+        kw["u"] = kw["u"].clone().requires_grad_()
     random_cotangents(fn(W, params, state0, n_steps, **kw)).backward()
-    return [W.grad, state0.grad] + [params[k].grad for k in nmmfit.PARAM_NAMES]
+    return [W.grad, state0.grad] + [params[k].grad for k in nmmfit.PARAM_NAMES] + (
+        [kw["u"].grad] if kw.get("u") is not None else [])
 
 
 def gradcheck_simulate(preset, device="cpu"):
@@ -62,15 +75,20 @@ def gradcheck_simulate(preset, device="cpu"):
     return torch.autograd.gradcheck(f, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
 
 
-def assert_gradients_match_reference(preset, batched_W, regional, device="cpu"):
-    """Every gradient of nmmfit.simulate on ``device`` (W, state0, each parameter) equals autograd
-    through the reference on the CPU to 1e-9 (float64), for a loss with random cotangents."""
+def assert_gradients_match_reference(preset, batched_W, regional, device="cpu", u_every=None, shared_u=False):
+    """Every gradient of nmmfit.simulate on ``device`` (W, state0, each parameter, and the external
+    input u when ``u_every`` is given) equals autograd through the reference on the CPU to 1e-9
+    (float64), for a loss with random cotangents."""
     W, params, state0 = make_problem(preset, 3, 5, torch.float64, batched_W=batched_W, regional=regional,
                                      device=device)
     n_steps = 43 if preset == "griffiths2022" else 83
     kw = run_kw(preset)
+    if u_every is not None:
+        kw.update(u=make_input(3, n_steps, 5, u_every, device=device, shared=shared_u), u_every=u_every)
     ours = grads_of(nmmfit.simulate, W, params, state0, n_steps, kw)
-    ref = grads_of(nmmfit.simulate_ref, to(W, "cpu"), to(params, "cpu"), to(state0, "cpu"), n_steps, kw)
-    for name, a, b in zip(["W", "state0", *nmmfit.PARAM_NAMES], ours, ref):
+    kw_cpu = {k: (to(v, "cpu") if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    ref = grads_of(nmmfit.simulate_ref, to(W, "cpu"), to(params, "cpu"), to(state0, "cpu"), n_steps, kw_cpu)
+    assert len(ours) == len(ref) == 8 + (u_every is not None)
+    for name, a, b in zip(["W", "state0", *nmmfit.PARAM_NAMES, "u"], ours, ref):
         assert a.device.type == torch.device(device).type and a.shape == b.shape, name
         torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9 * b.abs().max().item(), msg=name)

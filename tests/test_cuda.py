@@ -144,6 +144,21 @@ def test_gradients_match_autograd_through_reference(preset, batched_W, regional)
 
 @gpu
 @pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("u_every,shared_u", [(1, False), (4, True)])
+def test_external_input_matches_reference(preset, u_every, shared_u):
+    W, params, state0 = make_problem(preset, 3, 5, torch.float64)
+    n_steps = 43 if preset == "griffiths2022" else 83
+    kw = run_kw(preset, u_every=u_every)
+    u = sim_helpers.make_input(3, n_steps, 5, u_every, shared=shared_u)
+    ours = nmmfit.simulate(W, params, state0, n_steps, u=u.to(DEV), **kw)
+    ref = nmmfit.simulate_ref(to(W, "cpu"), to(params, "cpu"), to(state0, "cpu"), n_steps, u=u, **kw)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-12, atol=1e-14)
+    sim_helpers.assert_gradients_match_reference(preset, False, True, device=DEV, u_every=u_every, shared_u=shared_u)
+
+
+@gpu
+@pytest.mark.parametrize("preset", PRESETS)
 def test_gradients_without_noise_and_with_T_below_K(preset):
     W, params, state0 = make_problem(preset, 2, 4, torch.float64)
     kw = run_kw(preset, noise=False, checkpoint_every=50)

@@ -214,6 +214,26 @@ def test_float32_within_float32_error(preset):
     assert_as_close_as_cpu(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu, g64)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("u_every", [1, 4])
+def test_external_input(preset, u_every):
+    """u [B, n_u, N]: the emulated kernels read row t // u_every and sum dL/du over its steps as the CPU op."""
+    B, N, n_steps = 3, 6, 27
+    args = problem(preset, B, N, n_steps, K=5)
+    n_u = -(-n_steps // u_every)
+    u = 0.1 * torch.randn(B, n_u, N, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    cpu = torch.ops.nmmfit.simulate(*args, u, u_every)
+    for name, a, b in zip(FWD_NAMES, torch.ops.nmmfit.simulate_gpu_emulated(*args, u, u_every), cpu):
+        assert_close_rel(a, b, 1e-12, name)
+    assert not torch.equal(cpu[3], torch.ops.nmmfit.simulate(*args)[3])
+    cts = cotangents(cpu)
+    g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts), u, u_every)
+    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts), u, u_every)
+    assert g_cpu[3].shape == (B, n_u, N) and g_cpu[3].abs().max() > 0
+    for name, a, b in zip(GRAD_NAMES + ["grad_u"], g_emu, g_cpu):
+        assert_close_rel(a, b, GRAD_RTOL, name)
+
+
 def test_large_network_one_simulation_per_block_W_from_global():
     """N > 256: one simulation per block, blocks of up to 1024 threads, a shared W too big for shared
     memory read transposed from global memory."""

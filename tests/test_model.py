@@ -148,6 +148,21 @@ def test_forward_shapes_output_noise_and_determinism():
     assert float(diff.std()) < 0.1                                   # ... with std sigma_out ~ 0.021
 
 
+def test_forward_external_input_per_sample():
+    m = RWW(_sc(), batch=2, fit_gains=False, backend=BACKEND)
+    x0 = m.initial_state(seed=0)
+    plain = m(3, x0, 0, output_noise=False)
+    zero = m(3, x0, 0, output_noise=False, u=torch.zeros(3, 6))           # one row per BOLD sample
+    torch.testing.assert_close(zero.state, plain.state, rtol=0, atol=0)
+    u = torch.zeros(2, 3, 6)
+    u[1, 2] = 0.2                                                           # model 1, last sample only
+    o = m(3, x0, 0, output_noise=False, u=u.requires_grad_())
+    torch.testing.assert_close(o.state[0], plain.state[0], rtol=0, atol=0)
+    assert not torch.equal(o.state[1], plain.state[1])
+    o.state[:, 0].sum().backward()
+    assert u.grad[1, 2].abs().sum() > 0 and u.grad[:, :2].abs().sum() > 0 and u.grad.shape == (2, 3, 6)
+
+
 def test_gradients_flow_to_fitted_parameters_only():
     sc = _sc()
     m = RWW(sc, fit=("g", "g_EE"), fit_gains=True, backend=BACKEND, output_noise=False)

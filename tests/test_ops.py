@@ -101,6 +101,48 @@ def test_checkpoint_interval_does_not_change_results():
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("u_every,shared_u", [(None, False), (1, False), (4, True)])
+def test_external_input_forward_and_gradients_match_reference(preset, u_every, shared_u):
+    """u [B, n_u, N] (or shared [n_u, N]) held for u_every steps (default steps_per_sample; 4 does
+    not divide n_steps): outputs and every gradient, dL/du included, as the reference's."""
+    W, params, state0 = make_problem(preset, 3, 5, torch.float64)
+    n_steps = 43 if preset == "griffiths2022" else 83
+    kw = run_kw(preset, u_every=u_every)
+    kw["u"] = sim_helpers.make_input(3, n_steps, 5, u_every or kw["steps_per_sample"], shared=shared_u)
+    for a, b in zip(nmmfit.simulate(W, params, state0, n_steps, **kw), nmmfit.simulate_ref(W, params, state0, n_steps, **kw)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    without = nmmfit.simulate(W, params, state0, n_steps, **run_kw(preset))
+    assert (nmmfit.simulate(W, params, state0, n_steps, **kw).state - without.state).abs().max() > 1e-8   # u acts
+    sim_helpers.assert_gradients_match_reference(preset, False, True, u_every=u_every or 7, shared_u=shared_u)
+
+
+def test_external_input_gradcheck_and_opcheck():
+    W, params, state0 = make_problem("griffiths2022", 2, 3, torch.float64)
+    kw = run_kw("griffiths2022", steps_per_sample=3, record_every=2, checkpoint_every=5, u_every=2)
+    u = sim_helpers.make_input(2, 12, 3, 2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda u: tuple(nmmfit.simulate(W, params, state0, 12, u=u, **kw)), (u,),
+                                    eps=1e-7, atol=1e-6, rtol=1e-5)
+    args = op_args("griffiths2022")
+    u_op = sim_helpers.make_input(2, args[6], 3, 5).requires_grad_()
+    torch.library.opcheck(torch.ops.nmmfit.simulate.default, (*args, u_op, 5))
+
+
+@pytest.mark.parametrize("u,u_every,match", [
+    (torch.zeros(2, 3, 4), None, r"u: expected shape \[B, 2, 4\]"),      # n_steps=10, u_every 7 -> 2 rows
+    (torch.zeros(2, 4, dtype=torch.float64), None, "u: expected dtype"),
+    (torch.zeros(2, 4), 0, "u_every"),
+    (torch.full((2, 4), float("nan")), None, "u: expected finite"),
+    (torch.zeros(3, 2, 4), None, "batch size"),
+])
+def test_external_input_bad_values_raise_clearly(u, u_every, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        nmmfit.simulate(torch.ones(4, 4), None, None, 10, steps_per_sample=7, batch=2, u=u, u_every=u_every)
+    args = list(op_args("deco2014"))
+    with pytest.raises(RuntimeError, match="u: expected shape"):
+        torch.ops.nmmfit.simulate(*args, torch.zeros(2, 1, 3, dtype=torch.float64), 1)
+
+
 def op_args(preset, dtype=torch.float64, n_steps=14, batched_W=False):
     W, params, state0 = make_problem(preset, 2, 3, dtype, batched_W=batched_W)
     inp = prepare_inputs(W, params, state0, n_steps, **run_kw(preset, steps_per_sample=3, record_every=2, checkpoint_every=5))

@@ -380,6 +380,30 @@ def test_laplacian_coupling_is_translation_invariant():
     assert (c.state[0, 0] - a.state[0, 0]).abs().min() > 1e-6
 
 
+def test_external_input_enters_the_excitatory_current_by_rows():
+    # u adds to J_E only: one noise-free step with u = delta moves E exactly as I_0 + delta / W_E
+    # would (E's update reads J_E alone), and leaves I as it is without input
+    preset, delta = DECO2014, 0.05
+    s0 = torch.tensor([0.3, 0.1, 0, 1, 1, 1], dtype=F64)[:, None].repeat(1, 4)
+    I_0 = DECO2014.defaults["I_0"]
+    u = torch.full((1, 4), delta, dtype=F64)
+    with_u = simulate_ref(_W(4), None, s0, n_steps=1, preset=preset, noise=False, u=u, u_every=1)
+    shifted = simulate_ref(_W(4), {"I_0": I_0 + delta / CONSTANTS["W_E"]}, s0, n_steps=1, preset=preset, noise=False)
+    plain = simulate_ref(_W(4), None, s0, n_steps=1, preset=preset, noise=False)
+    torch.testing.assert_close(with_u.state[:, 0], shifted.state[:, 0], rtol=1e-14, atol=0)
+    torch.testing.assert_close(with_u.state[:, 1], plain.state[:, 1], rtol=0, atol=0)
+    assert (with_u.state[:, 0] > plain.state[:, 0]).all()
+    # row t // u_every drives step t: rows [0, delta] with u_every=2 leave the first two steps alone
+    rows = torch.tensor([[0.0] * 4, [delta] * 4], dtype=F64)
+    two = simulate_ref(_W(4), None, s0, n_steps=2, preset=preset, noise=False)
+    torch.testing.assert_close(simulate_ref(_W(4), None, s0, n_steps=2, preset=preset, noise=False, u=rows[:1],
+                                            u_every=2).state, two.state, rtol=0, atol=0)
+    four = simulate_ref(_W(4), None, s0, n_steps=4, preset=preset, noise=False, u=rows, u_every=2, record_every=1)
+    ref4 = simulate_ref(_W(4), None, s0, n_steps=4, preset=preset, noise=False, record_every=1)
+    torch.testing.assert_close(four.E[:, :2], ref4.E[:, :2], rtol=0, atol=0)
+    assert (four.E[:, 2] > ref4.E[:, 2]).all()
+
+
 # ---------------------------------------------------------------- gradients
 
 @pytest.mark.parametrize("name", ["griffiths2022", "deco2014"])

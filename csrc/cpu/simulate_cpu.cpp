@@ -33,16 +33,32 @@ int64_t padded(int64_t N) { return (N + kLanes - 1) / kLanes * kLanes; }
 //   Wt [N, ld]: Wt[j, i] = W_ij (forward: c += W[:, j] E_j, axpys without horizontal sums)
 //   Wr [N, ld]: Wr[i, j] = W_ij (adjoint: lambda_E += W[i, :] gc_i)
 //   P  [6, ld], rowsum [ld], c [ld], xi [2, ld], w0/w1 [ld] (Philox words)
+//   u  [ld]: the external input row in use (zeros without input; padded nodes 0)
 template <class T>
 struct SimLocal {
   int64_t N, ld;
-  std::vector<T> Wt, Wr, P, rowsum, c, xi;
+  std::vector<T> Wt, Wr, P, rowsum, c, xi, u;
   std::vector<uint32_t> w0, w1;
+  const T* u_b = nullptr;  // [n_u, N] this simulation's external input, or nullptr
+  int64_t u_loaded = -1;   // the row of u_b held in u
   explicit SimLocal(int64_t N_)
-      : N(N_), ld(padded(N_)), Wt(N * ld), Wr(N * ld), P(kNumParams * ld), rowsum(ld), c(ld), xi(2 * ld), w0(ld), w1(ld) {}
+      : N(N_), ld(padded(N_)), Wt(N * ld), Wr(N * ld), P(kNumParams * ld), rowsum(ld), c(ld), xi(2 * ld), u(ld),
+        w0(ld), w1(ld) {}
 
-  // W [N, N], params [6, N] of simulation b.
-  void load(const T* W, const T* params, bool rows) {
+  // The external input of step t [ld]; rows are copied in when t enters them (the forward walks
+  // rows up, the adjoint down; both stay in a row for u_every steps).
+  const T* input_at(const Sizes& z, int64_t t) {
+    if (u_b && input_row(z, t) != u_loaded) {
+      u_loaded = input_row(z, t);
+      std::copy_n(u_b + u_loaded * N, N, u.data());
+    }
+    return u.data();
+  }
+
+  // W [N, N], params [6, N], u [n_u, N] (or nullptr) of simulation b.
+  void load(const T* W, const T* params, const T* u_rows, bool rows) {
+    u_b = u_rows;
+    u_loaded = -1;
     for (int64_t i = 0; i < N; ++i) {
       T acc = 0;
       for (int64_t j = 0; j < N; ++j) {
@@ -176,14 +192,15 @@ template <class T, class Cfg>
 void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
   const int64_t ld = sim.ld;
   const T* P = sim.P.data();
+  const T* u = sim.input_at(z, t);
   coupling(cfg, sim, S, c);
   noise_all(z, stream, t, ld, sim.w0.data(), sim.w1.data(), xi);
   if (is_hemo_step(cfg, t)) {
 #pragma omp simd
-    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], xi, true, S);
+    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], u[i], xi, true, S);
   } else {
 #pragma omp simd
-    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], xi, false, S);
+    for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], u[i], xi, false, S);
   }
 }
 
@@ -196,7 +213,7 @@ void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>
   T* E_b = a.E_rec + b * z.n_records() * N;
   T* I_b = a.I_rec + b * z.n_records() * N;
   T* ckpt_b = a.ckpt + b * z.n_segments() * n6;
-  sim.load(a.W + b * a.W_bstride, a.params + b * n6, false);
+  sim.load(a.W + b * a.W_bstride, a.params + b * n6, a.u ? a.u + b * z.n_u * N : nullptr, false);
   unpack_state(a.state0 + b * n6, N, ld, S.data());
   for (int64_t t = 0; t < z.n_steps; ++t) {
     if (t % z.checkpoint_every == 0) pack_state(S.data(), N, ld, ckpt_b + (t / z.checkpoint_every) * n6);
@@ -209,27 +226,28 @@ void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>
 
 // Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
 template <bool Hemo, class T, class Cfg>
-void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* c_k, const T* xi_k, const T* rowsum,
-                 T* L, T* gc_k, T* gp) {
+void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* c_k, const T* u_k, const T* xi_k,
+                 const T* rowsum, T* L, T* gc_k, T* gu_k, T* gp) {
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) {
     NodeParams<T> gpi = load_params(gp, ld, i);
-    adjoint_node(cfg, P, ld, i, S_k, c_k[i], xi_k, Hemo, rowsum[i], L, gc_k, gpi);
+    gu_k[i] = adjoint_node(cfg, P, ld, i, S_k, c_k[i], u_k[i], xi_k, Hemo, rowsum[i], L, gc_k, gpi);
     store_params(gp, ld, i, gpi);
   }
 }
 
 // Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
-// [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), the running cotangent L [6, ld] and the parameter
+// [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), one step's dL/du gu [ld], the running cotangent L
+// [6, ld] and the parameter
 // cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the adjoint loop stays one
 // vector width), gp [6, ld] the segments in double, so rounding grows with K ~ sqrt(T), not T.
 // O(K N) per simulation in flight.
 template <class T>
 struct SegmentBuffers {
-  std::vector<T> S, c, xi, gc, L, gp_seg;
+  std::vector<T> S, c, xi, gc, gu, L, gp_seg;
   std::vector<double> gp;
   SegmentBuffers(int64_t K, int64_t ld)
-      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), L(kNumVars * ld),
+      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), gu(ld), L(kNumVars * ld),
         gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
 };
 
@@ -245,7 +263,8 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
   const T* gbold_b = a.grad_bold ? a.grad_bold + b * z.n_samples() * N : nullptr;
   const T* gE_b = a.grad_E_rec ? a.grad_E_rec + b * z.n_records() * N : nullptr;
   const T* gI_b = a.grad_I_rec ? a.grad_I_rec + b * z.n_records() * N : nullptr;
-  sim.load(a.W + b * a.W_bstride, a.params + b * n6, true);
+  sim.load(a.W + b * a.W_bstride, a.params + b * n6, a.u ? a.u + b * z.n_u * N : nullptr, true);
+  T* grad_u_b = a.grad_u ? a.grad_u + b * z.n_u * N : nullptr;
   const T* P = sim.P.data();
   T* L = w.L.data();
   double* gp = w.gp.data();
@@ -271,8 +290,15 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
       T* gc_k = w.gc.data() + k * ld;
       if (is_sample_step(z, t) || is_record_step(z, t))
         for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
-      if (is_hemo_step(cfg, t)) adjoint_all<true>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp_seg);
-      else adjoint_all<false>(cfg, P, ld, S_k, c_k, xi_k, sim.rowsum.data(), L, gc_k, gp_seg);
+      const T* u_k = sim.input_at(z, t);
+      if (is_hemo_step(cfg, t))
+        adjoint_all<true>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
+      else
+        adjoint_all<false>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
+      if (grad_u_b) {
+        T* row = grad_u_b + input_row(z, t) * N;
+        for (int64_t i = 0; i < N; ++i) row[i] += w.gu[i];
+      }
       // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
       matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
     }

@@ -124,15 +124,16 @@ NMM_HD void noise_element(uint64_t seed, const int64_t* stream, int64_t N, int64
 // One Euler-Maruyama step of node i from Sc [6, N] into Sn [6, N] (all nodes' E of Sc are final:
 // the caller is past the barrier that wrote them); its noise pair is drawn into xi [2, N]. The
 // forward walk and the backward's segment recompute both step through here, so the recomputed
-// trajectory is the forward's bit for bit. Returns the coupling c_i the step used.
+// trajectory is the forward's bit for bit. u_i: the node's external input at step t. Returns the
+// coupling c_i the step used.
 template <class T, class Cfg>
 NMM_HD T step_node(const Sizes& z, const Cfg& cfg, const Plan& p, const T* Ws, const T* Wt_b, T rowsum_i,
-                   const T* params_b, uint32_t stream, int64_t t, int i, const T* Sc, T* Sn, T* xi) {
+                   const T* params_b, uint32_t stream, int64_t t, int i, T u_i, const T* Sc, T* Sn, T* xi) {
   const int N = p.N;
   const T c = coupling_finish(cfg, coupling_dot(p, Ws, Wt_b, i, Sc), rowsum_i, Sc[i]);
   for (int v = 0; v < kNumVars; ++v) Sn[v * N + i] = Sc[v * N + i];
   node_noise(z, stream, t, int64_t(i), xi, int64_t(N));
-  forward_node(cfg, params_b, int64_t(N), int64_t(i), c, xi, is_hemo_step(cfg, t), Sn);
+  forward_node(cfg, params_b, int64_t(N), int64_t(i), c, u_i, xi, is_hemo_step(cfg, t), Sn);
   return c;
 }
 
@@ -181,7 +182,7 @@ NMM_BLOCK void forward_block(X& x, const ForwardArgs<T>& a, const Cfg& cfg, cons
         }
         const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
         step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6, static_cast<uint32_t>(a.stream[w.b]),
-                  t, i, Sc, Sn, xis + int64_t(w.s) * 2 * N);
+                  t, i, input_at(a.u, z, w.b, t, i), Sc, Sn, xis + int64_t(w.s) * 2 * N);
         emit_node(z, cfg, t, int64_t(i), Sn, int64_t(N), a.bold + w.b * out_S, a.E_rec + w.b * out_R, a.I_rec + w.b * out_R);
       });
     }
@@ -255,8 +256,8 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
           T* sb = seg + w.s * p.seg_elems;
           const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
           sb[p.seg_c + k * N + i] = step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6,
-                                              static_cast<uint32_t>(a.stream[w.b]), t0 + k, i, Sc, Sn,
-                                              sb + p.seg_xi + k * 2 * N);
+                                              static_cast<uint32_t>(a.stream[w.b]), t0 + k, i,
+                                              input_at(a.u, z, w.b, t0 + k, i), Sc, Sn, sb + p.seg_xi + k * 2 * N);
           T* st = sb + p.seg_states + (k + 1) * n6;
           for (int v = 0; v < kNumVars; ++v) st[v * N + i] = Sn[v * N + i];
         });
@@ -276,8 +277,11 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
                                  a.grad_E_rec ? a.grad_E_rec + w.b * out_R : nullptr,
                                  a.grad_I_rec ? a.grad_I_rec + w.b * out_R : nullptr, L);
           T* gc = gcs + ((u & 1) * spb + w.s) * N;
-          adjoint_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), S_k, sb[p.seg_c + k * N + i],
-                       sb + p.seg_xi + k * 2 * N, is_hemo_step(cfg, t), rowsum[w.s * N + i], L, gc, gp[tid]);
+          const T gu = adjoint_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), S_k, sb[p.seg_c + k * N + i],
+                                    input_at(a.u, z, w.b, t, i), sb + p.seg_xi + k * 2 * N, is_hemo_step(cfg, t),
+                                    rowsum[w.s * N + i], L, gc, gp[tid]);
+          // this thread alone owns (b, i): its steps add to grad_u in turn, no atomics
+          if (a.grad_u) a.grad_u[(w.b * z.n_u + input_row(z, t)) * N + i] += gu;
           sb[p.seg_gc + k * N + i] = gc[i];
         });
       }

@@ -136,10 +136,11 @@ void backward_emulated(const BackwardArgs<T>& a, const Plan& p, char* ws, int or
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_emulated(
     const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
+    int64_t u_every) {
   TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
   const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars);
+                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
   const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), false, false);
   at::Tensor ws = nan_workspace(p);
   const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
@@ -149,16 +150,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_
   return c.outputs();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> simulate_backward_emulated(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_emulated(
     const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
     const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
     const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
+    const std::optional<at::Tensor>& u, int64_t u_every) {
   TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
   const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
                                           seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W);
+                                          noise, switches, scalars, need_grad_W, u, u_every);
   const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), true, need_grad_W);
   at::Tensor ws = nan_workspace(p);
   const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
@@ -202,12 +204,14 @@ TORCH_LIBRARY_FRAGMENT(nmmfit, m) {
   m.def(
       "simulate_gpu_emulated(Tensor W, Tensor params, Tensor state0, Tensor stream, int seed, int step_offset, "
       "int n_steps, int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, "
-      "float[] scalars) -> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, Tensor checkpoints)");
+      "float[] scalars, Tensor? u=None, int u_every=1) -> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, "
+      "Tensor checkpoints)");
   m.def(
       "simulate_backward_gpu_emulated(Tensor? grad_bold, Tensor? grad_E_rec, Tensor? grad_I_rec, Tensor? grad_state, "
       "Tensor W, Tensor params, Tensor stream, Tensor checkpoints, int seed, int step_offset, int n_steps, "
       "int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, "
-      "bool need_grad_W) -> (Tensor grad_W, Tensor grad_params, Tensor grad_state0)");
+      "bool need_grad_W, Tensor? u=None, int u_every=1) -> (Tensor grad_W, Tensor grad_params, Tensor grad_state0, "
+      "Tensor grad_u)");
   m.def("noise_gpu_emulated(int seed, Tensor stream, int N, int n_steps, int step_offset, ScalarType dtype) -> Tensor");
   m.def(
       "gpu_plan_emulated(int B, int N, int n_steps, int checkpoint_every, bool W_batched, ScalarType dtype, "

@@ -38,11 +38,12 @@ at::Tensor workspace(const gpu::Plan& p, const at::Tensor& like) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_op_cuda(
     const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
+    int64_t u_every) {
   check_cuda("W", W);
   const c10::cuda::CUDAGuard guard(W.device());
   const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars);
+                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
   const gpu::Plan p = plan_for(c.z, c.W, false, false);
   at::Tensor ws = workspace(p, c.W);
   const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
@@ -52,17 +53,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_
   return c.outputs();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cuda(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cuda(
     const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
     const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
     const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W) {
+    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
+    const std::optional<at::Tensor>& u, int64_t u_every) {
   check_cuda("W", W);
   const c10::cuda::CUDAGuard guard(W.device());
   const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
                                           seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W);
+                                          noise, switches, scalars, need_grad_W, u, u_every);
   const gpu::Plan p = plan_for(c.z, c.W, true, need_grad_W);
   at::Tensor ws = workspace(p, c.W);
   const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();

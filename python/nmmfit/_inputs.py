@@ -32,6 +32,8 @@ class SimInputs:
     checkpoint_every: int
     noise: bool
     preset: Preset
+    u: torch.Tensor | None = None   # [B, n_u, N] external input (may be an expanded view), or None
+    u_every: int = 1                # steps per row of u
 
     @property
     def B(self) -> int:
@@ -63,13 +65,14 @@ def _batch_of(name, t, ndim_unbatched):
 
 def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffiths2022",
                    steps_per_sample=None, record_every=0, seed=0, stream=None, step_offset=0,
-                   noise=True, checkpoint_every=None, batch=None) -> SimInputs:
+                   noise=True, checkpoint_every=None, batch=None, u=None, u_every=None) -> SimInputs:
     """Check every argument and return the canonical :class:`SimInputs`.
 
     Shapes accepted: ``W # [N, N] | [B, N, N]``; each parameter a float, a 0-d tensor, ``[B]``
     (global per simulation) or ``[B, N]`` (regional); ``state0 # [B, 6, N] | [6, N] | None``;
-    ``stream # [B] | None`` (default ``arange(B)``). ``B`` is taken from whichever argument has a
-    batch dimension (all must agree), else ``batch``, else 1.
+    ``stream # [B] | None`` (default ``arange(B)``); ``u # [B, n_u, N] | [n_u, N] | None`` with
+    ``n_u = ceil(n_steps / u_every)``, ``u_every`` defaulting to ``steps_per_sample``. ``B`` is taken
+    from whichever argument has a batch dimension (all must agree), else ``batch``, else 1.
     """
     preset = get_preset(preset)
     if not isinstance(W, torch.Tensor):
@@ -144,6 +147,21 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
         if not _is_tracing() and stream.numel() and bool(((stream < 0) | (stream >= 2**32)).any()):
             raise ValueError("stream: expected values in [0, 2**32)")
         sizes["stream"] = stream.shape[0]
+    if u_every is None:
+        u_every = sps
+    u_every = _check_int("u_every", u_every, 1)
+    if u is not None:
+        n_u = -(-n_steps // u_every)
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"u: expected a tensor of shape [B, {n_u}, {N}] or [{n_u}, {N}], got {type(u).__name__}")
+        if u.dtype != dtype or u.device != device:
+            raise TypeError(f"u: expected dtype {dtype} on {device} (as W), got {u.dtype} on {u.device}")
+        if u.dim() not in (2, 3) or tuple(u.shape[-2:]) != (n_u, N):
+            raise ValueError(f"u: expected shape [B, {n_u}, {N}] or [{n_u}, {N}] (one row per u_every={u_every} "
+                             f"steps of n_steps={n_steps}), got {list(u.shape)}")
+        if u.dim() == 3:
+            sizes["u"] = u.shape[0]
+        _check_finite("u", u)
     if batch is not None:
         sizes["batch"] = _check_int("batch", batch, 1)
     if len(set(sizes.values())) > 1:
@@ -167,10 +185,12 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if stream is None:
         stream = torch.arange(B, dtype=torch.int64)
     stream = stream.to(device)
+    if u is not None and u.dim() == 2:
+        u = u.expand(B, *u.shape)
     return SimInputs(W=W, params=packed, state0=state0, stream=stream, seed=seed,
                      step_offset=step_offset, n_steps=n_steps, steps_per_sample=sps,
                      record_every=record_every, checkpoint_every=checkpoint_every, noise=noise,
-                     preset=preset)
+                     preset=preset, u=u, u_every=u_every)
 
 
 class SimOutput(tuple):

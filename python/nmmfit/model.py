@@ -356,8 +356,12 @@ class RWW(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, n_samples: int | None = None, state: torch.Tensor | None = None,
                 step_offset: int = 0, *, n_steps: int | None = None, record_every: int = 0,
-                noise: bool = True, seed: int | None = None, output_noise: bool | None = None) -> ModelOutput:
+                noise: bool = True, seed: int | None = None, output_noise: bool | None = None,
+                u: torch.Tensor | None = None, u_every: int | None = None) -> ModelOutput:
         """Simulate ``n_samples`` BOLD samples (or ``n_steps`` steps) from ``state``.
+
+        ``u # [B, n_u, N] | [n_u, N]``: an external input to the excitatory current, one row per
+        ``u_every`` steps (default: per BOLD sample), e.g. a task design (see :func:`nmmfit.simulate`).
 
         ``step_offset`` is the global step of the noise stream: pass the total number of steps
         simulated so far so that consecutive windows draw fresh noise. ``record_every=1`` records
@@ -378,7 +382,7 @@ class RWW(nn.Module):
         seed = self.seed if seed is None else int(seed)
         out = sim(self.coupling(), self.sim_params(), state, int(n_steps), preset=self.preset,
                        steps_per_sample=sps, record_every=record_every, seed=seed,
-                       stream=self.stream, step_offset=int(step_offset), noise=noise)
+                       stream=self.stream, step_offset=int(step_offset), noise=noise, u=u, u_every=u_every)
         bold = out.bold
         use_out_noise = self.output_noise if output_noise is None else output_noise
         if use_out_noise and noise and bold.shape[1] > 0:

@@ -17,7 +17,7 @@ Equations (node i of N, simulation b of B; every state of step t is read, then a
 
     c_i   = sum_j W_ij E_j                                  coupling "adjacency"
           | sum_j W_ij E_j - (sum_j W_ij) E_i               coupling "laplacian"
-    J_E   = W_E I_0 + g_EE E + g c - g_IE I
+    J_E   = W_E I_0 + g_EE E + g c - g_IE I + u       (u: optional external input, row t // u_every)
     J_I   = W_I I_0 + g_EI E - I
     z     = phi(J),   phi = identity | tanh(relu(.))         current_squash
     r_E   = H(a_E, b_E, d_E, z_E),   r_I = H(a_I, b_I, d_I, z_I)
@@ -109,7 +109,7 @@ def _bound(s: torch.Tensor, kind: str) -> torch.Tensor:
 
 def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths2022",
                  steps_per_sample=None, record_every=0, seed=0, stream=None, step_offset=0,
-                 noise=True, checkpoint_every=None, batch=None) -> SimOutput:
+                 noise=True, checkpoint_every=None, batch=None, u=None, u_every=None) -> SimOutput:
     """Simulate B connectome-based neural mass models with plain torch ops (see module docstring).
 
     Args:
@@ -129,13 +129,17 @@ def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths202
         noise: False drops the stochastic terms.
         checkpoint_every: accepted for signature compatibility with the kernels; ignored.
         batch: B when no argument carries a batch dimension.
+        u: external input added to the excitatory current J_E (MODEL.md's u_i), ``[B, n_u, N]`` or
+            ``[n_u, N]`` shared; row ``t // u_every`` drives local step t, so n_u = ceil(n_steps /
+            u_every). Differentiable. None: no input.
+        u_every: steps per row of ``u`` (default ``steps_per_sample``: one value per BOLD sample, held).
 
     Returns:
         :class:`SimOutput` ``(bold [B, S, N], E [B, R, N], I [B, R, N], state [B, 6, N])``.
     """
     inp = prepare_inputs(W, params, state0, n_steps, preset=preset, steps_per_sample=steps_per_sample,
                          record_every=record_every, seed=seed, stream=stream, step_offset=step_offset,
-                         noise=noise, checkpoint_every=checkpoint_every, batch=batch)
+                         noise=noise, checkpoint_every=checkpoint_every, batch=batch, u=u, u_every=u_every)
     p, C = inp.preset, CONSTANTS
     W = inp.W
     B, N, T = inp.B, inp.N, inp.n_steps
@@ -170,6 +174,8 @@ def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths202
         if p.coupling == "laplacian":
             c = c - rowsum * E
         J_E = drive_E + g_EE * E + g * c - g_IE * I
+        if inp.u is not None:
+            J_E = J_E + inp.u[:, t // inp.u_every]
         J_I = drive_I + g_EI * E - I
         if p.current_squash == "tanh_relu":
             J_E, J_I = torch.tanh(torch.relu(J_E)), torch.tanh(torch.relu(J_I))

@@ -154,14 +154,15 @@ NMM_HD void bold_vjp(const Cfg& cfg, T v, T q, T gb, T& gv, T& gq) {
 }
 
 // ---- one Euler(-Maruyama) step of one node --------------------------------------------------------
-// c: coupling input (c_i of MODEL.md, Laplacian form already applied); xi_E, xi_I: standard normals
-// (0 when noise is off); hemo: whether this step also advances the Balloon-Windkessel states.
+// c: coupling input (c_i of MODEL.md, Laplacian form already applied); u: external input to the
+// excitatory current (0 when none); xi_E, xi_I: standard normals (0 when noise is off); hemo:
+// whether this step also advances the Balloon-Windkessel states.
 template <class T, class Cfg>
-NMM_HD NodeState<T> step(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
+NMM_HD NodeState<T> step(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c, T u,
                          T xi_E, T xi_I, bool hemo) {
   const T dt = T(cfg.dt), sqdt = T(std::sqrt(cfg.dt));
   T d;
-  const T J_E = T(C::W_E) * p.I_0 + p.g_EE * s.E + p.g * c - p.g_IE * s.I;
+  const T J_E = T(C::W_E) * p.I_0 + p.g_EE * s.E + p.g * c - p.g_IE * s.I + u;
   const T J_I = T(C::W_I) * p.I_0 + p.g_EI * s.E - s.I;
   const T r_E = rate(cfg.rate, T(C::a_E), T(C::b_E), T(C::d_E), squash(cfg.squash, J_E, d), d);
   const T r_I = rate(cfg.rate, T(C::a_I), T(C::b_I), T(C::d_I), squash(cfg.squash, J_I, d), d);
@@ -189,14 +190,15 @@ NMM_HD NodeState<T> step(const Cfg& cfg, const NodeState<T>& s, const NodeParams
 
 // Vector-Jacobian product of step(): given the cotangent lo of the output state, returns the
 // cotangent of the input state (without the coupling term W^T gc, which needs every node and is
-// added by the executor), writes gc = dL/dc_i, and accumulates the parameter cotangents into gp.
+// added by the executor), writes gc = dL/dc_i and gu = dL/du_i (= dL/dJ_E: u enters J_E with
+// weight 1), and accumulates the parameter cotangents into gp.
 // self_coupling = dc_i/dE_i beyond W_ii: -rowsum_i for the Laplacian, 0 for adjacency.
 template <class T, class Acc, class Cfg>
-NMM_HD NodeState<T> step_vjp(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c,
+NMM_HD NodeState<T> step_vjp(const Cfg& cfg, const NodeState<T>& s, const NodeParams<T>& p, T c, T u,
                              T xi_E, T xi_I, bool hemo, T self_coupling, const NodeState<T>& lo,
-                             T& gc, NodeParams<Acc>& gp) {
+                             T& gc, T& gu, NodeParams<Acc>& gp) {
   const T dt = T(cfg.dt), sqdt = T(std::sqrt(cfg.dt));
-  const T J_E = T(C::W_E) * p.I_0 + p.g_EE * s.E + p.g * c - p.g_IE * s.I;
+  const T J_E = T(C::W_E) * p.I_0 + p.g_EE * s.E + p.g * c - p.g_IE * s.I + u;
   const T J_I = T(C::W_I) * p.I_0 + p.g_EI * s.E - s.I;
   T dphi_E, dphi_I, dr_E, dr_I, dE, dI;
   const T r_E = rate(cfg.rate, T(C::a_E), T(C::b_E), T(C::d_E), squash(cfg.squash, J_E, dphi_E), dr_E);
@@ -209,6 +211,7 @@ NMM_HD NodeState<T> step_vjp(const Cfg& cfg, const NodeState<T>& s, const NodePa
   const T gJ_E = gEt * dt * T(C::gamma_E) * (T(1) - s.E) * dr_E * dphi_E;
   const T gJ_I = gIt * dt * T(C::gamma_I) * dr_I * dphi_I;
   gc = gJ_E * p.g;
+  gu = gJ_E;
   NodeState<T> li{};
   li.E = gEt * (T(1) + dt * (-T(1) / T(C::tau_E) - T(C::gamma_E) * r_E)) + gJ_E * p.g_EE + gJ_I * p.g_EI + self_coupling * gc;
   li.I = gIt * (T(1) - dt / T(C::tau_I)) - gJ_E * p.g_IE - gJ_I;

@@ -7,6 +7,7 @@
 //   bold    [B, S, N]   S = n_steps / steps_per_sample; sample k after step (k+1) * steps_per_sample
 //   E_rec, I_rec [B, R, N]   R = n_steps / record_every (0 if record_every == 0)
 //   ckpt    [B, n_seg, 6, N]  state at the start of segment s (step s * checkpoint_every)
+//   u       [B, n_u, N]  external input, row t / u_every at local step t (n_u = 0: none)
 #pragma once
 #include <cstdint>
 
@@ -19,12 +20,22 @@ struct Sizes {
   int64_t n_steps, steps_per_sample, record_every, checkpoint_every;
   uint64_t seed, step_offset;
   bool noise;
+  int64_t u_every, n_u;   // external input: one row per u_every steps, n_u rows (0: no input)
   Config cfg;
 
   int64_t n_samples() const { return n_steps / steps_per_sample; }
   int64_t n_records() const { return record_every > 0 ? n_steps / record_every : 0; }
   int64_t n_segments() const { return (n_steps + checkpoint_every - 1) / checkpoint_every; }
 };
+
+// The row of the external input u [B, n_u, N] that local step t reads.
+NMM_HD int64_t input_row(const Sizes& z, int64_t t) { return t / z.u_every; }
+
+// The external input of node i of simulation b at local step t: u [B, n_u, N] or nullptr (none).
+template <class T>
+NMM_HD T input_at(const T* u, const Sizes& z, int64_t b, int64_t t, int64_t i) {
+  return u ? u[(b * z.n_u + input_row(z, t)) * z.N + i] : T(0);
+}
 
 template <class T>
 struct ForwardArgs {
@@ -34,6 +45,7 @@ struct ForwardArgs {
   const T* params;        // [B, 6, N]
   const T* state0;        // [B, 6, N]
   const int64_t* stream;  // [B]
+  const T* u;             // [B, n_u, N] or nullptr
   T* bold;                // [B, S, N]
   T* E_rec;               // [B, R, N]
   T* I_rec;               // [B, R, N]
@@ -48,6 +60,7 @@ struct BackwardArgs {
   int64_t W_bstride;      // N*N or 0
   const T* params;        // [B, 6, N]
   const int64_t* stream;  // [B]
+  const T* u;             // [B, n_u, N] or nullptr
   const T* ckpt;          // [B, n_seg, 6, N]
   const T* grad_bold;     // [B, S, N] or nullptr
   const T* grad_E_rec;    // [B, R, N] or nullptr
@@ -56,6 +69,7 @@ struct BackwardArgs {
   T* grad_W;              // [B, N, N] or [N, N] (same layout as W)
   T* grad_params;         // [B, 6, N]
   T* grad_state0;         // [B, 6, N]
+  T* grad_u;              // [B, n_u, N] or nullptr
 };
 
 }  // namespace nmmfit

@@ -78,10 +78,11 @@ NMM_HD T self_coupling(const Cfg& cfg, T rowsum_i) {
 }
 
 // Forward phase 2 for node i: S [6, ld] updated in place (phase 1 has read every E already);
-// xi [2, ld] the step's noise.
+// u_i the node's external input at this step; xi [2, ld] the step's noise.
 template <class T, class Cfg>
-NMM_HD void forward_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, T c, const T* xi, bool hemo, T* S) {
-  store_state(S, ld, i, step(cfg, load_state(S, ld, i), load_params(P, ld, i), c, xi[i], xi[ld + i], hemo));
+NMM_HD void forward_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, T c, T u_i, const T* xi, bool hemo,
+                         T* S) {
+  store_state(S, ld, i, step(cfg, load_state(S, ld, i), load_params(P, ld, i), c, u_i, xi[i], xi[ld + i], hemo));
 }
 
 // Outputs of node i after local step t (t + 1 steps done): BOLD sample and recorded E, I.
@@ -119,16 +120,18 @@ NMM_HD void output_cotangents_node(const Sizes& z, const Cfg& cfg, int64_t t, in
 }
 
 // Adjoint phase 1, part 2, node i: L [6, ld] from the cotangent of the state after the step to that
-// of the state S_t [6, ld] before it (minus the W^T gc term of phase 2); c_i, xi [2, ld] as in the
-// forward step; gc [ld] receives dL/dc_i; gp accumulates the parameter cotangents of node i.
+// of the state S_t [6, ld] before it (minus the W^T gc term of phase 2); c_i, u_i, xi [2, ld] as in
+// the forward step; gc [ld] receives dL/dc_i; returns dL/du_i; gp accumulates the parameter
+// cotangents of node i.
 template <class T, class Acc, class Cfg>
-NMM_HD void adjoint_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, const T* S_t, T c_i, const T* xi,
-                         bool hemo, T rowsum_i, T* L, T* gc, NodeParams<Acc>& gp) {
-  T g;
-  const NodeState<T> li = step_vjp(cfg, load_state(S_t, ld, i), load_params(P, ld, i), c_i, xi[i], xi[ld + i], hemo,
-                                   self_coupling(cfg, rowsum_i), load_state(L, ld, i), g, gp);
+NMM_HD T adjoint_node(const Cfg& cfg, const T* P, int64_t ld, int64_t i, const T* S_t, T c_i, T u_i, const T* xi,
+                      bool hemo, T rowsum_i, T* L, T* gc, NodeParams<Acc>& gp) {
+  T g, gu;
+  const NodeState<T> li = step_vjp(cfg, load_state(S_t, ld, i), load_params(P, ld, i), c_i, u_i, xi[i], xi[ld + i],
+                                   hemo, self_coupling(cfg, rowsum_i), load_state(L, ld, i), g, gu, gp);
   gc[i] = g;
   store_state(L, ld, i, li);
+  return gu;
 }
 
 }  // namespace nmmfit
