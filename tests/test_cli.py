@@ -50,6 +50,20 @@ def test_simulate_writes_npz(files, tmp_path, capsys):
     assert float(z["param_g"]) == 50.0 and np.isclose(float(z["param_g_EE"]), 3.0)
     assert (tmp_path / "sim.fc.png").exists()
     assert "simulated 12 frames" in capsys.readouterr().out
+    # an external input file [frames, N]: saved, and the BOLD changes only after it starts
+    pulse = np.zeros((12, N))
+    pulse[6:, 0] = 0.3
+    np.save(tmp_path / "pulse.npy", pulse)
+    base = ["simulate", "--sc", str(files / "sc.csv"), "--frames", "12", "--burn-in", "2", "--param", "g=50",
+            "--param", "g_EE=3.0", "--backend", BACKEND, "--no-figures"]
+    assert main(base + ["--out", str(tmp_path / "u.npz"), "--input", str(tmp_path / "pulse.npy")]) == 0
+    zu = np.load(tmp_path / "u.npz")
+    np.testing.assert_array_equal(zu["input"], pulse)
+    d = np.abs(zu["bold"] - z["bold"])
+    assert d[:6].max() == 0 and d[6:].min() > 0
+    np.save(tmp_path / "bad.npy", np.zeros((5, N)))
+    assert main(base + ["--out", str(tmp_path / "b.npz"), "--input", str(tmp_path / "bad.npy")]) == 1
+    assert "input: expected shape [frames, N]" in capsys.readouterr().err
 
 
 def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):

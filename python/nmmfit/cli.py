@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
     p.add_argument("--frames", type=int, default=1200)
     p.add_argument("--burn-in", type=int, default=20, help="frames simulated and dropped first")
+    p.add_argument("--input", default=None, metavar="FILE",
+                   help="external input to the excitatory current, [frames, N] (.npy/.npz/.csv/.txt/.mat), "
+                        "one row per BOLD frame, e.g. a task design")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=("auto", "reference"), default="auto")
     p.add_argument("--no-figures", action="store_true")
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
             rep = ex.simulate_run(args.out, dataset=None if args.sc else args.dataset, subject=_subject(args.subject),
                                   sc_path=args.sc, preset=args.preset, params=dict(args.param), frames=args.frames,
                                   burn_in=args.burn_in, seed=args.seed, backend=args.backend,
-                                  figures=not args.no_figures)
+                                  figures=not args.no_figures, input_path=args.input)
             print(f"simulated {rep['frames']} frames x {rep['N']} regions ({rep['preset']}) in {rep['wall_time']:.1f} s -> {rep['out']}")
             print("parameters: " + " ".join(f"{k}={v:.4g}" for k, v in rep["params"].items()))
             if "fc_r_vs_empirical" in rep:

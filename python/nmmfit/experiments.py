@@ -679,10 +679,12 @@ def profile(out, subj, bold, truth: Mapping, *, params: Sequence[str] = ("g_IE",
 
 def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="griffiths2022",
                  params: Mapping | None = None, frames: int = 1200, burn_in: int = 20, seed: int = 0,
-                 output_noise: bool | None = None, backend="auto", figures: bool = True) -> dict:
+                 output_noise: bool | None = None, backend="auto", figures: bool = True, input_path=None) -> dict:
     """Simulate BOLD from a parameter set on a connectome and save ``bold [T, N]``, ``fc``, the
     parameters and the SC (preprocessed as the model uses it) to ``out`` (a ``.npz`` file path or a
-    directory, which gets ``simulation.npz``)."""
+    directory, which gets ``simulation.npz``). ``input_path``: a file with an external input
+    ``[frames, N]`` to the excitatory current, one row per BOLD frame (held over the frame's steps;
+    none during the burn-in), saved as ``input``."""
     t0 = time.perf_counter()
     out = Path(out)
     path = out if out.suffix == ".npz" else out / "simulation.npz"
@@ -698,13 +700,26 @@ def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="gr
         init = params
     model = RWW(subj.sc, preset=preset, fit=(), init=init, fit_gains=False, seed=seed, output_noise=output_noise,
                 backend=backend)
+    extra, u = {}, None
+    if input_path is not None:
+        from .datasets import read_matrix
+
+        inp = read_matrix(input_path, argument="input")
+        if inp.shape != (frames, subj.N):
+            raise ValueError(f"input: expected shape [frames, N] = [{frames}, {subj.N}] (one row per BOLD frame), "
+                             f"got {list(inp.shape)}")
+        if not np.isfinite(inp).all():
+            raise ValueError("input: expected finite values, got NaN or Inf")
+        u = torch.zeros(frames + burn_in, subj.N, dtype=model.dtype_)
+        u[burn_in:] = torch.as_tensor(inp, dtype=model.dtype_)
+        extra["input"] = inp
     with torch.no_grad():
-        sim = model(frames + burn_in, model.initial_state(seed=_seed_int("simulate-state", seed)), 0)
+        sim = model(frames + burn_in, model.initial_state(seed=_seed_int("simulate-state", seed)), 0, u=u)
     bold = sim.bold[0, burn_in:].double()
     fc = fc_matrix(bold).numpy()
     values = {k: float(v.mean()) for k, v in model.values().items()}
     np.savez_compressed(path, bold=bold.numpy(), fc=fc, sc=model.sc.cpu().numpy(), preset=preset,
-                        **{f"param_{k}": v for k, v in values.items()})
+                        **{f"param_{k}": v for k, v in values.items()}, **extra)
     report = dict(out=str(path), N=int(subj.N), frames=frames, preset=preset, params=values,
                   seed=seed, wall_time=time.perf_counter() - t0)
     if subj.fc is not None and subj.bold is not None:
