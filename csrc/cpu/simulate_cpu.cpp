@@ -238,10 +238,9 @@ void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* 
 
 // Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
 // [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), one step's dL/du gu [ld], the running cotangent L
-// [6, ld] and the parameter
-// cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the adjoint loop stays one
-// vector width), gp [6, ld] the segments in double, so rounding grows with K ~ sqrt(T), not T.
-// O(K N) per simulation in flight.
+// [6, ld] and the parameter cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the
+// adjoint loop stays one vector width), gp [6, ld] the segments in double, so rounding grows with
+// K ~ sqrt(T), not T. O(K N) per simulation in flight.
 template <class T>
 struct SegmentBuffers {
   std::vector<T> S, c, xi, gc, gu, L, gp_seg;
