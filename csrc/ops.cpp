@@ -150,31 +150,17 @@ void check_noise_args(int64_t seed, const at::Tensor& stream, int64_t N, int64_t
 
 namespace {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_op_cpu(
-    const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
-    int64_t u_every) {
-  const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate", [&] { simulate_forward_cpu(c.args<scalar_t>()); });
-  return c.outputs();
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cpu(
-    const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
-    const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
-    const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
-    const std::optional<at::Tensor>& u, int64_t u_every) {
-  const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
-                                          seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W, u, u_every);
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward",
-                             [&] { simulate_backward_cpu(c.args<scalar_t>()); });
-  return c.outputs();
-}
+// The CPU executor (csrc/cpu): OpenMP over simulations on the calling thread's pool.
+struct CpuExec {
+  static int enter(const at::Tensor&) { return 0; }
+  static void forward(const ForwardCall& c) {
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate", [&] { simulate_forward_cpu(c.args<scalar_t>()); });
+  }
+  static void backward(const BackwardCall& c) {
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward",
+                               [&] { simulate_backward_cpu(c.args<scalar_t>()); });
+  }
+};
 
 at::Tensor noise_op_cpu(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
                         at::ScalarType dtype) {
@@ -205,8 +191,8 @@ TORCH_LIBRARY(nmmfit, m) {
 }
 
 TORCH_LIBRARY_IMPL(nmmfit, CPU, m) {
-  m.impl("simulate", &simulate_op_cpu);
-  m.impl("simulate_backward", &simulate_backward_op_cpu);
+  m.impl("simulate", &simulate_op<CpuExec>);
+  m.impl("simulate_backward", &simulate_backward_op<CpuExec>);
   m.impl("noise", &noise_op_cpu);
 }
 

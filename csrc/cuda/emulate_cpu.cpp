@@ -133,42 +133,30 @@ void backward_emulated(const BackwardArgs<T>& a, const Plan& p, char* ws, int or
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_emulated(
-    const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
-    int64_t u_every) {
-  TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
-  const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
-  const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), false, false);
-  at::Tensor ws = nan_workspace(p);
-  const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_gpu_emulated", [&] {
-    forward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
-  });
-  return c.outputs();
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_emulated(
-    const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
-    const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
-    const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
-    const std::optional<at::Tensor>& u, int64_t u_every) {
-  TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
-  const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
-                                          seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W, u, u_every);
-  const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), true, need_grad_W);
-  at::Tensor ws = nan_workspace(p);
-  const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward_gpu_emulated", [&] {
-    backward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
-  });
-  return c.outputs();
-}
+// The CUDA kernels' block code run on the CPU, block by block, threads of a phase in the order set
+// by NMMFIT_EMU_THREAD_ORDER, on a NaN-filled workspace.
+struct EmulatedExec {
+  static int enter(const at::Tensor& W) {
+    TORCH_CHECK(W.is_cpu(), "W: the GPU emulation runs on CPU tensors");
+    return 0;
+  }
+  static void forward(const ForwardCall& c) {
+    const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), false, false);
+    at::Tensor ws = nan_workspace(p);
+    const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_gpu_emulated", [&] {
+      forward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
+    });
+  }
+  static void backward(const BackwardCall& c) {
+    const Plan p = plan_for(c.z, c.W.dim() == 3, static_cast<int>(c.W.element_size()), true, c.need_grad_W);
+    at::Tensor ws = nan_workspace(p);
+    const int order = env_int("NMMFIT_EMU_THREAD_ORDER", 0);
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward_gpu_emulated", [&] {
+      backward_emulated(c.args<scalar_t>(), p, static_cast<char*>(ws.data_ptr()), order);
+    });
+  }
+};
 
 at::Tensor noise_emulated(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
                           at::ScalarType dtype) {
@@ -220,8 +208,8 @@ TORCH_LIBRARY_FRAGMENT(nmmfit, m) {
 }
 
 TORCH_LIBRARY_IMPL(nmmfit, CPU, m) {
-  m.impl("simulate_gpu_emulated", &gpu::simulate_emulated);
-  m.impl("simulate_backward_gpu_emulated", &gpu::simulate_backward_emulated);
+  m.impl("simulate_gpu_emulated", &simulate_op<gpu::EmulatedExec>);
+  m.impl("simulate_backward_gpu_emulated", &simulate_backward_op<gpu::EmulatedExec>);
   m.impl("noise_gpu_emulated", &gpu::noise_emulated);
 }
 

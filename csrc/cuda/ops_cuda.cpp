@@ -35,44 +35,30 @@ at::Tensor workspace(const gpu::Plan& p, const at::Tensor& like) {
   return at::empty({p.ws_bytes > 0 ? p.ws_bytes : 1}, like.options().dtype(at::kByte));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_op_cuda(
-    const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
-    int64_t u_every) {
-  check_cuda("W", W);
-  const c10::cuda::CUDAGuard guard(W.device());
-  const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
-                                        record_every, checkpoint_every, noise, switches, scalars, u, u_every);
-  const gpu::Plan p = plan_for(c.z, c.W, false, false);
-  at::Tensor ws = workspace(p, c.W);
-  const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate (CUDA)", [&] {
-    C10_CUDA_CHECK(gpu::simulate_forward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
-  });
-  return c.outputs();
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op_cuda(
-    const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
-    const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
-    const at::Tensor& params, const at::Tensor& stream, const at::Tensor& checkpoints, int64_t seed,
-    int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
-    bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
-    const std::optional<at::Tensor>& u, int64_t u_every) {
-  check_cuda("W", W);
-  const c10::cuda::CUDAGuard guard(W.device());
-  const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
-                                          seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
-                                          noise, switches, scalars, need_grad_W, u, u_every);
-  const gpu::Plan p = plan_for(c.z, c.W, true, need_grad_W);
-  at::Tensor ws = workspace(p, c.W);
-  const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
-  AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward (CUDA)", [&] {
-    C10_CUDA_CHECK(gpu::simulate_backward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
-  });
-  return c.outputs();
-}
+// The CUDA executor: the launch plan, a workspace from torch's caching allocator, the kernels on the
+// current stream of W's device.
+struct CudaExec {
+  static c10::cuda::CUDAGuard enter(const at::Tensor& W) {
+    check_cuda("W", W);
+    return c10::cuda::CUDAGuard(W.device());
+  }
+  static void forward(const ForwardCall& c) {
+    const gpu::Plan p = plan_for(c.z, c.W, false, false);
+    at::Tensor ws = workspace(p, c.W);
+    const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate (CUDA)", [&] {
+      C10_CUDA_CHECK(gpu::simulate_forward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
+    });
+  }
+  static void backward(const BackwardCall& c) {
+    const gpu::Plan p = plan_for(c.z, c.W, true, c.need_grad_W);
+    at::Tensor ws = workspace(p, c.W);
+    const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
+    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward (CUDA)", [&] {
+      C10_CUDA_CHECK(gpu::simulate_backward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
+    });
+  }
+};
 
 at::Tensor noise_op_cuda(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
                          at::ScalarType dtype) {
@@ -93,8 +79,8 @@ at::Tensor noise_op_cuda(int64_t seed, const at::Tensor& stream_, int64_t N, int
 }  // namespace
 
 TORCH_LIBRARY_IMPL(nmmfit, CUDA, m) {
-  m.impl("simulate", &simulate_op_cuda);
-  m.impl("simulate_backward", &simulate_backward_op_cuda);
+  m.impl("simulate", &simulate_op<CudaExec>);
+  m.impl("simulate_backward", &simulate_backward_op<CudaExec>);
   m.impl("noise", &noise_op_cuda);
 }
 
