@@ -1,0 +1,1 @@
+"""Parameter spaces, transforms, feedback inhibition control and fitting schemes (data, not names)."""
