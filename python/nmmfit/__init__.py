@@ -7,8 +7,12 @@ from .reference import simulate_ref
 from .ops import noise, simulate
 
 __version__ = "0.1.0"
-from .model import RWW, preprocess_sc, coupling_from_gains, fc_matrix, fc_correlation, paper_init
+from .stats import fc_correlation, fc_matrix
+from .sc import coupling_from_gains, preprocess_sc
+from .params.schemes import SCHEMES, FitScheme, get_scheme, paper_init
+from .model import RWW
 from .losses import (LossInput, LossTerm, FCCorrelationLoss, FCRMSELoss, BoldMSELoss, EntropyLoss,
                      BifurcationLoss, GaussianPrior, Objective, griffiths2022_objective, default_objective)
 from .results import FitResult
 from .fit import fit, FitDivergedError, simulate_test
+from . import datasets  # noqa: E402  (the bundled data, reachable as nmmfit.datasets)

@@ -57,7 +57,8 @@ import numpy as np
 import torch
 
 from .fit import fit as _fit, simulate_test
-from .model import MODEL_PARAM_NAMES, RWW, _seed_int, fc_correlation, fc_matrix, paper_init, pearson, lower_tri
+from .model import MODEL_PARAM_NAMES, RWW, fc_correlation, fc_matrix, paper_init, pearson, lower_tri
+from .rng import derive_seed as _seed_int
 
 SYNTHETIC_TRUTH = dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, I_0=0.2, sigma=0.02, sigma_out=0.02)
 """Ground truth of the paper's synthetic experiment (its code: WWD_test with W1 = W2 = 0.02)."""

@@ -43,7 +43,9 @@ import numpy as np
 import torch
 
 from .losses import LossInput, Objective, default_objective
-from .model import MODEL_PARAM_NAMES, RWW, ModelOutput, _seed_int, fc_matrix, lower_tri, pearson
+from .model import MODEL_PARAM_NAMES, RWW, ModelOutput
+from .rng import derive_seed as _seed_int
+from .stats.fc import fc_matrix, lower_tri, pearson
 from .results import FitResult
 
 CHECKPOINT = "checkpoint.pt"

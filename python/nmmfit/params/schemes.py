@@ -1,0 +1,136 @@
+"""Fitting schemes: everything a fit decides besides the equations, as values.
+
+A :class:`FitScheme` says which parameters exist and how they are transformed, their initial
+values and random starts, which are fitted by default, whether the SC carries learnable gains,
+whether BOLD gets output noise, how the SC is preprocessed, how the initial state is drawn, and the
+default objective. Adding a scheme adds an instance (``SCHEMES``), never a branch on a name.
+
+Imports: presets (the equations), params.transforms, losses (for the default objectives).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+from ..losses import FCCorrelationLoss, FCRMSELoss, Objective, griffiths2022_objective
+from ..presets import DECO2014, GRIFFITHS2022, PARAM_NAMES, Preset, get_preset
+from .transforms import Identity, OffsetRelu
+
+MODEL_PARAM_NAMES = PARAM_NAMES + ("sigma_out",)
+"""Parameters a model holds: the six of the dynamics plus the BOLD output-noise std."""
+
+PAPER_INIT = dict(g=80.0, g_EE=2.5, g_IE=0.101, g_EI=0.101, I_0=0.2, sigma=0.07, sigma_out=0.021)
+"""Initial values of the paper's HCP fits (griffiths2022), in natural units: g and g_EE drawn
+around 80 and 2.5 (+-3 x 0.1), raw g_IE = g_EI = 0.1, std_in = 0.05, std_out = 0.02."""
+
+PAPER_FIT = ("g", "g_EE", "g_IE", "g_EI", "sigma", "sigma_out")
+"""The parameters the paper learns (I_0 is fixed)."""
+
+
+def paper_init(batch: int = 1, *, g_mean: float = 80.0, g_std: float = 0.1, g_EE_mean: float = 2.5,
+               g_EE_std: float = 0.1, seed: int = 0) -> dict:
+    """The paper's initial values for ``batch`` models: g ~ U(g_mean -+ 3 g_std) (floored at 0),
+    g_EE ~ U(g_EE_mean -+ 3 g_EE_std), the rest as :data:`PAPER_INIT`. Natural units, ``[B]`` each."""
+    gen = torch.Generator().manual_seed(int(seed))
+    u = torch.rand(2, batch, generator=gen, dtype=torch.float64)
+    lo_g, lo_e = max(0.0, g_mean - 3 * g_std), max(0.001, g_EE_mean - 3 * g_EE_std)
+    hi_g, hi_e = g_mean + 3 * g_std, g_EE_mean + 3 * g_EE_std
+    init = {k: torch.full((batch,), v, dtype=torch.float64) for k, v in PAPER_INIT.items()}
+    init["g"] = lo_g + (hi_g - lo_g) * u[0]
+    init["g_EE"] = lo_e + (hi_e - lo_e) * u[1]
+    return init
+
+
+@dataclass(frozen=True)
+class StateInit:
+    """A random initial state ``offset + width * U(0, 1)`` per state variable (E, I, x, f, v, q)."""
+    offset: tuple
+    width: tuple
+
+    def draw(self, B: int, N: int, generator: torch.Generator | None, dtype) -> torch.Tensor:
+        """``[B, 6, N]``, drawn in float64 then cast, so a seed gives the same state in any dtype."""
+        u = torch.rand(B, 6, N, generator=generator, dtype=torch.float64)
+        off = torch.tensor(self.offset, dtype=torch.float64)[None, :, None]
+        wid = torch.tensor(self.width, dtype=torch.float64)[None, :, None]
+        return (wid * u + off).to(dtype)
+
+
+def _fc_objective(model) -> Objective:
+    return Objective({"fc": (FCCorrelationLoss(), 1.0), "fc_rmse": (FCRMSELoss(), 1.0)})
+
+
+def _no_starts(batch: int, *, seed: int = 0, g_mean: float | None = None) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class FitScheme:
+    """A fitting scheme (see the module docstring). ``transforms`` maps a parameter to its
+    transform (missing: :class:`Identity`); ``init`` gives every parameter of
+    :data:`MODEL_PARAM_NAMES` its default initial value in natural units; ``starts(B, seed=,
+    g_mean=)`` draws random initial values for B restarts (a dict of ``[B]`` tensors, may be
+    empty); ``objective(model)`` builds the default objective."""
+    name: str
+    preset: Preset
+    init: Mapping[str, float]
+    transforms: Mapping = field(default_factory=dict)
+    fit: tuple = PAPER_FIT
+    gains: bool = False
+    output_noise: bool = False
+    sc_preprocess: str = "max"
+    state_init: StateInit = StateInit((0.001, 0.001, 0.0, 1.0, 1.0, 1.0), (0.01, 0.01, 0.0, 0.0, 0.0, 0.0))
+    objective: Callable = _fc_objective
+    starts: Callable = _no_starts
+
+    def __post_init__(self):
+        missing = set(MODEL_PARAM_NAMES) - set(self.init)
+        unknown = (set(self.init) | set(self.transforms)) - set(MODEL_PARAM_NAMES)
+        if missing or unknown:
+            raise ValueError(f"FitScheme {self.name!r}: init must give every parameter of {MODEL_PARAM_NAMES} "
+                             f"(missing {sorted(missing)}); unknown names {sorted(unknown)}")
+
+    def transform(self, name: str):
+        return self.transforms.get(name, Identity())
+
+    def replace(self, **changes) -> "FitScheme":
+        return dataclasses.replace(self, **changes)
+
+
+GRIFFITHS2022_SCHEME = FitScheme(
+    name="griffiths2022", preset=GRIFFITHS2022, init=PAPER_INIT,
+    transforms=dict(g_EE=OffsetRelu(0.001), g_IE=OffsetRelu(0.001), g_EI=OffsetRelu(0.001),
+                    sigma=OffsetRelu(0.02), sigma_out=OffsetRelu(0.001)),
+    gains=True, output_noise=True, sc_preprocess="log1p_fro",
+    state_init=StateInit((0.0, 0.0, 0.0, 1.0, 1.0, 1.0), (0.45,) * 6),
+    objective=griffiths2022_objective, starts=paper_init)
+"""The paper (Griffiths et al. 2022): relu-floored transforms, SC gains, output noise, its objective."""
+
+DECO2014_SCHEME = FitScheme(name="deco2014", preset=DECO2014, init=dict(DECO2014.defaults, sigma_out=0.0))
+"""Deco 2014 in natural units: identity transforms, no gains, no output noise, FC objective."""
+
+SCHEMES = {s.name: s for s in (GRIFFITHS2022_SCHEME, DECO2014_SCHEME)}
+
+
+def get_scheme(spec=None) -> FitScheme:
+    """A scheme from a :class:`FitScheme`, a scheme name, or a :class:`nmmfit.Preset`. A preset gets
+    the registered scheme for its equations (the same switches), with the preset itself in it; a
+    preset with equations no scheme knows gets a plain scheme (identity transforms, the preset's
+    defaults, no gains, no output noise)."""
+    if isinstance(spec, FitScheme):
+        return spec
+    if isinstance(spec, str) and spec in SCHEMES:
+        return SCHEMES[spec]
+    if isinstance(spec, Preset):
+        for s in SCHEMES.values():
+            if s.preset.switches() == spec.switches():
+                return s.replace(preset=spec)
+        return FitScheme(name=spec.name, preset=spec, init=dict(spec.defaults, sigma_out=0.0))
+    get_preset(spec)          # a preset name without a scheme gets the preset's error
+    raise ValueError(f"scheme: expected one of {sorted(SCHEMES)}, a nmmfit.FitScheme or a Preset, got {spec!r}")
+
+
+__all__ = ["FitScheme", "StateInit", "SCHEMES", "GRIFFITHS2022_SCHEME", "DECO2014_SCHEME", "get_scheme",
+           "MODEL_PARAM_NAMES", "PAPER_INIT", "PAPER_FIT", "paper_init"]
