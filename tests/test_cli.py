@@ -11,7 +11,7 @@ import torch
 
 from nmmfit.cli import main
 from nmmfit.model import RWW
-from nmmfit.results import FitResult
+from nmmfit.fit import FitResult
 
 BACKEND = os.environ.get("NMMFIT_TEST_BACKEND", "auto")
 N = 5

@@ -7,9 +7,10 @@ import torch
 
 import nmmfit
 from nmmfit.fit import CHECKPOINT, FitDivergedError, fit, prepare_bold
+from nmmfit.fit.checkpoint import load_checkpoint
 from nmmfit.model import RWW
 from nmmfit.presets import DECO2014
-from nmmfit.results import FitResult
+from nmmfit.fit import FitResult
 
 BACKEND = os.environ.get("NMMFIT_TEST_BACKEND", "auto")
 N = 5
@@ -122,7 +123,7 @@ def test_resume_after_interruption_equals_continuing(synthetic, tmp_path):
 
     with pytest.raises(Stop):
         _fit(_model(B=2), synthetic, epochs=3, out_dir=tmp_path / "b", callback=interrupt)
-    ck = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)
+    ck = load_checkpoint(tmp_path / "b" / CHECKPOINT)
     assert ck["epoch"] == 1                                        # the completed epoch is saved
     resumed = _fit(_model(B=2), synthetic, epochs=3, out_dir=tmp_path / "b", resume=True)
     for k in full.history:
@@ -172,7 +173,7 @@ def test_unstable_parameters_raise_naming_epoch_and_window_and_keep_checkpoint(t
 
     with pytest.raises(FitDivergedError, match=r"epoch 2/3, window 1/4.*non-finite.*Completed epochs are saved"):
         _fit(m, bold, epochs=3, window=5, out_dir=tmp_path, callback=blow_up, test=False)
-    ck = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    ck = load_checkpoint(tmp_path / CHECKPOINT)
     assert ck["epoch"] == 1
 
 

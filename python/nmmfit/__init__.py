@@ -13,6 +13,5 @@ from .params.schemes import SCHEMES, FitScheme, get_scheme, paper_init
 from .model import RWW
 from .losses import (LossInput, LossTerm, FCCorrelationLoss, FCRMSELoss, BoldMSELoss, EntropyLoss,
                      BifurcationLoss, GaussianPrior, Objective, griffiths2022_objective, default_objective)
-from .results import FitResult
-from .fit import fit, FitDivergedError, simulate_test
+from .fit import fit, FitConfig, FitDivergedError, FitResult, simulate_test
 from . import datasets  # noqa: E402  (the bundled data, reachable as nmmfit.datasets)

@@ -1,0 +1,55 @@
+"""Checkpoint files that are safe to load and checked for integrity.
+
+Layout: a magic line, the SHA-256 of the payload, then the payload (``torch.save`` of tensors and
+plain containers). Loading verifies the magic and the hash before ``torch.load(weights_only=True)``,
+so a truncated, corrupted or foreign file is refused with a message naming it and a planted pickle
+is never executed."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+MAGIC = b"NMMFIT-CHECKPOINT 1\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: truncated, corrupted, foreign or unsafe."""
+
+
+def save_checkpoint(path, state: dict) -> Path:
+    """Write ``state`` atomically (a temporary file renamed over ``path``)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`; :class:`CheckpointError` otherwise."""
+    path = Path(path)
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise CheckpointError(f"{path}: not an nmmfit checkpoint (written by another program or an older "
+                              f"nmmfit); delete it or use another out_dir")
+    digest, sep, payload = data[len(MAGIC):].partition(b"\n")
+    if not sep or hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted (its SHA-256 does not match); "
+                              f"delete it to start the fit afresh")
+    try:
+        return torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (any unpickling failure means the same to the user)
+        raise CheckpointError(f"{path}: the checkpoint cannot be read safely ({type(exc).__name__}: {exc})") from exc
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "MAGIC"]

@@ -1,0 +1,84 @@
+"""What a fit records per update and per epoch, and the estimates taken from it."""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+
+from ..params.schemes import MODEL_PARAM_NAMES
+
+
+class History:
+    """Per update: ``loss`` ``[B]``, ``loss.<term>``, ``param.<name>``, ``hyper.<name>``, ``epoch``,
+    ``window``; per epoch: ``epoch_loss`` ``[B]``, ``epoch_train_r`` ``[B]``, ``epoch_time``; and
+    the last ``average_last`` gains ``[B, N, N]`` (their mean is the fitted coupling)."""
+
+    def __init__(self, average_last: int):
+        self.updates: dict[str, list] = {"loss": [], "epoch": [], "window": []}
+        self.epochs: dict[str, list] = {"epoch_loss": [], "epoch_train_r": [], "epoch_time": []}
+        self.gains: deque = deque(maxlen=average_last)
+        self.average_last = average_last
+
+    @property
+    def n_updates(self) -> int:
+        return len(self.updates["loss"])
+
+    def record_update(self, epoch: int, window: int, loss: np.ndarray, parts: dict, model, objective):
+        u = self.updates
+        u["loss"].append(loss)
+        u["epoch"].append(epoch)
+        u["window"].append(window)
+        for name, v in parts.items():
+            u.setdefault("loss." + name, []).append(v.detach().cpu().numpy().copy())
+        for name in model.fitted:
+            u.setdefault("param." + name, []).append(model.value(name).detach().cpu().numpy().copy())
+        for name, v in objective.hyperparameters().items():
+            u.setdefault("hyper." + name, []).append(v.cpu().numpy().copy())
+        if model.gains is not None:
+            self.gains.append(model.gains.detach().clone())
+
+    def record_epoch(self, loss: np.ndarray, train_r: np.ndarray, seconds: float):
+        self.epochs["epoch_loss"].append(loss)
+        self.epochs["epoch_train_r"].append(train_r)
+        self.epochs["epoch_time"].append(seconds)
+
+    def arrays(self, B: int) -> dict:
+        """Every record stacked: name -> ``[U, ...]`` or ``[E, ...]`` numpy."""
+        out = {k: np.stack(v) if v else np.zeros((0, B)) for k, v in self.updates.items()}
+        out.update({k: np.stack(v) if v else np.zeros((0, B)) for k, v in self.epochs.items()})
+        return out
+
+    def estimates(self, model, arrays: dict) -> tuple[dict, dict, torch.Tensor | None]:
+        """``(fitted, fitted_hyper, gains)``: means over the last ``average_last`` updates (fixed
+        parameters: their value); gains ``[B, N, N]`` or None."""
+        n, k = self.n_updates, self.average_last
+        fitted = {}
+        for name in MODEL_PARAM_NAMES:
+            key = "param." + name
+            fitted[name] = (arrays[key][-k:].mean(axis=0) if key in arrays and n
+                            else model.value(name).detach().cpu().numpy().copy())
+        hyper = {key[len("hyper."):]: v[-k:].mean(axis=0) for key, v in arrays.items()
+                 if key.startswith("hyper.") and n}
+        gains = torch.stack(list(self.gains)).mean(0) if self.gains else None
+        return fitted, hyper, gains
+
+    # ---------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict:
+        """Tensors and plain containers only (a checkpoint is loaded with ``weights_only=True``)."""
+        return dict(updates=_to_tensors(self.updates), epochs=_to_tensors(self.epochs), gains=list(self.gains))
+
+    def load_state_dict(self, state: dict):
+        self.updates, self.epochs = _to_numpy(state["updates"]), _to_numpy(state["epochs"])
+        self.gains = deque(state["gains"], maxlen=self.average_last)
+
+
+def _to_tensors(records: dict) -> dict:
+    return {k: [torch.from_numpy(np.array(x)) if isinstance(x, np.ndarray) else x for x in v] for k, v in records.items()}
+
+
+def _to_numpy(records: dict) -> dict:
+    return {k: [x.numpy() if isinstance(x, torch.Tensor) else x for x in v] for k, v in records.items()}
+
+
+__all__ = ["History"]
