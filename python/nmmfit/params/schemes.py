@@ -29,6 +29,9 @@ around 80 and 2.5 (+-3 x 0.1), raw g_IE = g_EI = 0.1, std_in = 0.05, std_out = 0
 PAPER_FIT = ("g", "g_EE", "g_IE", "g_EI", "sigma", "sigma_out")
 """The parameters the paper learns (I_0 is fixed)."""
 
+SYNTHETIC_TRUTH = dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, I_0=0.2, sigma=0.02, sigma_out=0.02)
+"""Ground truth of the paper's synthetic experiment (its code: WWD_test with W1 = W2 = 0.02)."""
+
 
 def paper_init(batch: int = 1, *, g_mean: float = 80.0, g_std: float = 0.1, g_EE_mean: float = 2.5,
                g_EE_std: float = 0.1, seed: int = 0) -> dict:
@@ -84,6 +87,12 @@ class FitScheme:
     state_init: StateInit = StateInit((0.001, 0.001, 0.0, 1.0, 1.0, 1.0), (0.01, 0.01, 0.0, 0.0, 0.0, 0.0))
     objective: Callable = _fc_objective
     starts: Callable = _no_starts
+    reference: Mapping | None = None
+
+    @property
+    def reference_values(self) -> dict:
+        """Values a plain simulation uses where the caller gives none (default: ``init``)."""
+        return dict(self.init if self.reference is None else self.reference)
 
     def __post_init__(self):
         missing = set(MODEL_PARAM_NAMES) - set(self.init)
@@ -105,7 +114,7 @@ GRIFFITHS2022_SCHEME = FitScheme(
                     sigma=OffsetRelu(0.02), sigma_out=OffsetRelu(0.001)),
     gains=True, output_noise=True, sc_preprocess="log1p_fro",
     state_init=StateInit((0.0, 0.0, 0.0, 1.0, 1.0, 1.0), (0.45,) * 6),
-    objective=griffiths2022_objective, starts=paper_init)
+    objective=griffiths2022_objective, starts=paper_init, reference=SYNTHETIC_TRUTH)
 """The paper (Griffiths et al. 2022): relu-floored transforms, SC gains, output noise, its objective."""
 
 DECO2014_SCHEME = FitScheme(name="deco2014", preset=DECO2014, init=dict(DECO2014.defaults, sigma_out=0.0))
@@ -133,4 +142,4 @@ def get_scheme(spec=None) -> FitScheme:
 
 
 __all__ = ["FitScheme", "StateInit", "SCHEMES", "GRIFFITHS2022_SCHEME", "DECO2014_SCHEME", "get_scheme",
-           "MODEL_PARAM_NAMES", "PAPER_INIT", "PAPER_FIT", "paper_init"]
+           "MODEL_PARAM_NAMES", "PAPER_INIT", "PAPER_FIT", "SYNTHETIC_TRUTH", "paper_init"]
