@@ -65,6 +65,14 @@ def test_gradcheck(regional, batched_W):
     assert torch.autograd.gradcheck(lambda *a: fic_analytic(*a).g_IE, args, eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
+def test_float32_follows_W():
+    W = sc(6)
+    a = fic_analytic(0.1, 0.21, 0.15, 0.382, W.float())
+    b = fic_analytic(0.1, 0.21, 0.15, 0.382, W)
+    assert a.g_IE.dtype == torch.float32 and a.ok.all()
+    torch.testing.assert_close(a.g_IE.double(), b.g_IE, rtol=1e-5, atol=0)
+
+
 def test_laplacian_coupling_has_no_network_term():
     W = sc(5)
     lap = nmmfit.get_preset("deco2014").replace(coupling="laplacian")

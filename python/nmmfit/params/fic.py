@@ -134,14 +134,14 @@ def _batch_size(named: dict, W: torch.Tensor) -> int:
 
 
 def _as_regional(named: dict, W) -> tuple[dict, torch.Tensor]:
-    """Parameters (float, 0-d, [B] or [B, N]) as ``[B, N]`` tensors in W's dtype, and W checked."""
+    """Parameters (float, 0-d, [B] or [B, N]) as ``[B, N]`` tensors in W's dtype and device, and W checked."""
     W = check_tensor("W", W, dims=(2, 3))
     if W.shape[-1] != W.shape[-2]:
         raise ValueError(f"W: expected [N, N] or [B, N, N], got shape {list(W.shape)}")
     if not W.is_floating_point():
         W = W.double()
     N = W.shape[-1]
-    named = {k: check_tensor(k, v, dims=(0, 1, 2)).to(W.dtype) for k, v in named.items()}
+    named = {k: check_tensor(k, v, dims=(0, 1, 2)).to(dtype=W.dtype, device=W.device) for k, v in named.items()}
     for k, t in named.items():
         if t.dim() == 2 and t.shape[1] != N:
             raise ValueError(f"{k}: regional values must be [B, N] with N = {N} (from W), got {list(t.shape)}")
