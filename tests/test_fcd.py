@@ -74,6 +74,7 @@ def test_w1_matches_scipy():
         a, b = g.normal(size=n), g.normal(0.5, 2.0, size=m)
         ours = wasserstein1(torch.tensor(a), torch.tensor(b)).item()
         assert ours == pytest.approx(scipy.stats.wasserstein_distance(a, b), rel=1e-12, abs=1e-14)
+    assert wasserstein1(torch.tensor([1, 2, 3]), torch.tensor([2, 5])).item() == pytest.approx(1.5)  # integers
     a, b = torch.tensor(g.normal(size=(4, 30))), torch.tensor(g.normal(size=(1, 22)))
     ours = wasserstein1(a, b)
     for i in range(4):

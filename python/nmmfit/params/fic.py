@@ -189,7 +189,8 @@ def fic_analytic(g, g_EE, g_EI, I_0, W, *, preset="deco2014", target: FICTarget 
     if strict and not bool(ok.all()):
         bad = [(b, n) for b, n in (~ok).nonzero().tolist()]
         raise ValueError(f"FIC unstable (no converged root or g_IE < 0) at (model, node) {bad[:20]}"
-                         f"{' ...' if len(bad) > 20 else ''}: lower g, g_EE or raise I_0")
+                         f"{' ...' if len(bad) > 20 else ''}: those nodes get too little excitation to reach the "
+                         f"target even without inhibition (raise I_0, g_EE or g)")
     return FICResult(g_IE, ok, I_I, S_I)
 
 

@@ -74,6 +74,7 @@ def _check_samples(name: str, x) -> torch.Tensor:
 def _broadcast(a, b):
     batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
     dtype = torch.promote_types(a.dtype, b.dtype)
+    dtype = dtype if dtype.is_floating_point else torch.float64    # integer samples: weights are fractions
     return a.to(dtype).expand(*batch, a.shape[-1]), b.to(dtype).expand(*batch, b.shape[-1])
 
 
