@@ -148,3 +148,13 @@ def test_rate_after_fic_with_noise():
     # "noise moves the mean away from the deterministic target"); guard the size of that shift
     default = _mean_rate(W, G=0.5, sigma=0.01)
     assert R_TARGET < default.median().item() < 1.4 * R_TARGET
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(window_ms=(2000.0, 1000.0)), "window_ms"),
+    (dict(max_trials=0), "max_trials"),
+    (dict(g_IE0=torch.ones(2, 3, dtype=F64)), "g_IE0"),
+])
+def test_iterative_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fic_iterative(0.1, 0.21, 0.15, 0.382, sc(4), **kwargs)

@@ -227,7 +227,7 @@ def fic_iterative(g, g_EE, g_EI, I_0, W, *, g_IE0=1.0, sigma=None, preset="deco2
 
     p = _check_fic_preset(preset)
     sigma = p.defaults["sigma"] if sigma is None else sigma
-    x, W = _as_regional(dict(g=g, g_EE=g_EE, g_EI=g_EI, I_0=I_0, g_IE=g_IE0, sigma=sigma), W)
+    x, W = _as_regional(dict(g=g, g_EE=g_EE, g_EI=g_EI, I_0=I_0, g_IE0=g_IE0, sigma=sigma), W)
     x = {k: v.detach().double() for k, v in x.items()}
     W = W.detach().double()
     start, end = (check_float("window_ms[0]", window_ms[0], 0.0), check_float("window_ms[1]", window_ms[1], 0.0))
@@ -238,7 +238,7 @@ def fic_iterative(g, g_EE, g_EI, I_0, W, *, g_IE0=1.0, sigma=None, preset="deco2
     times = torch.arange(1, round(end / p.dt) // every + 1, dtype=torch.float64) * every * p.dt
     sel = (times >= start) & (times <= end)
     B, N = x["g"].shape
-    g_IE, delta = x.pop("g_IE").clone(), torch.full((B, N), float(delta0), dtype=torch.float64)
+    g_IE, delta = x.pop("g_IE0").clone(), torch.full((B, N), float(delta0), dtype=torch.float64)
     converged, trials = torch.zeros(B, dtype=torch.bool), torch.zeros(B, dtype=torch.int64)
     for trial in range(max_trials):
         out = simulate(W, dict(x, g_IE=g_IE), None, round(end / p.dt), preset=p, record_every=every,
