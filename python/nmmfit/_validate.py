@@ -45,6 +45,8 @@ def check_float(name: str, value, minimum: float | None = None, maximum: float |
     lo = "" if minimum is None else ("> " if open_min else ">= ") + f"{minimum:g}"
     hi = "" if maximum is None else ("< " if open_max else "<= ") + f"{maximum:g}"
     what = "a finite number" + (f" {lo}" if lo else "") + (" and" if lo and hi else "") + (f" {hi}" if hi else "")
+    if minimum == 0 and open_min and maximum is None:
+        what = "a positive number"
     if not ok:
         raise TypeError(f"{name}: expected {what}, got {value!r} ({type(value).__name__})")
     v = float(value)

@@ -179,8 +179,47 @@ def _subject(text):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def _fmt_r(rs):
-    return "n/a" if rs is None else ", ".join(f"{r:.3f}" for r in rs)
+def _run(ex, args):
+    """The experiment a command names, with its report (None: the arguments do not fit together)."""
+    if args.command == "simulate":
+        return ex.simulate_run(args.out, dataset=None if args.sc else args.dataset, subject=_subject(args.subject),
+                               sc_path=args.sc, preset=args.preset, params=dict(args.param), frames=args.frames,
+                               burn_in=args.burn_in, seed=args.seed, backend=args.backend,
+                               figures=not args.no_figures, input_path=args.input)
+    common = dict(epochs=args.epochs, window=args.window, mode=args.mode, lr=args.lr,
+                  lr_scale=dict(args.lr_scale) or None, sc_preprocess=args.sc_preprocess,
+                  test_windows=args.test_windows, seed=args.seed, backend=args.backend,
+                  progress=not args.no_progress, figures=not args.no_figures,
+                  dtype=torch.float64 if args.float64 else torch.float32)
+    if args.command == "demo":
+        return ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
+                       fit_sigma=args.fit_sigma, restarts=args.restarts, **common)
+    if args.command == "recover":
+        return ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
+                          starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
+                          optimizer=args.optimizer, start=args.start, spread=args.spread,
+                          sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile, **common)
+    return _run_fit(ex, args, common)
+
+
+def _run_fit(ex, args, common):
+    if args.dataset is None and args.sc is None:
+        print("nmmfit fit: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
+        return None
+    if args.sc is not None and args.bold is None:
+        print("nmmfit fit: --sc needs --bold", file=sys.stderr)
+        return None
+    model = dict(preset=args.preset, fit=args.fit, regional=args.regional or (),
+                 gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init), frames=args.frames,
+                 resume=args.resume, restarts=args.restarts)
+    if args.subjects is not None:
+        if args.dataset is None or args.sc is not None:
+            print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)
+            return None
+        return ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
+                               **model, **common)
+    return ex.fit_subject(args.out, dataset=args.dataset, subject=_subject(args.subject), sc_path=args.sc,
+                          bold_path=args.bold, tr=args.tr, **model, **common)
 
 
 def main(argv=None) -> int:
@@ -188,114 +227,14 @@ def main(argv=None) -> int:
     from . import experiments as ex
 
     try:
-        if args.command == "simulate":
-            rep = ex.simulate_run(args.out, dataset=None if args.sc else args.dataset, subject=_subject(args.subject),
-                                  sc_path=args.sc, preset=args.preset, params=dict(args.param), frames=args.frames,
-                                  burn_in=args.burn_in, seed=args.seed, backend=args.backend,
-                                  figures=not args.no_figures, input_path=args.input)
-            print(f"simulated {rep['frames']} frames x {rep['N']} regions ({rep['preset']}) in {rep['wall_time']:.1f} s -> {rep['out']}")
-            print("parameters: " + " ".join(f"{k}={v:.4g}" for k, v in rep["params"].items()))
-            if "fc_r_vs_empirical" in rep:
-                print(f"FC r vs the dataset's empirical FC: {rep['fc_r_vs_empirical']:.3f}")
-            return 0
-        common = dict(epochs=args.epochs, window=args.window, mode=args.mode, lr=args.lr,
-                      lr_scale=dict(args.lr_scale) or None, sc_preprocess=args.sc_preprocess,
-                      test_windows=args.test_windows, seed=args.seed, backend=args.backend,
-                      progress=not args.no_progress, figures=not args.no_figures,
-                      dtype=torch.float64 if args.float64 else torch.float32)
-        if args.command == "demo":
-            rep = ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
-                          fit_sigma=args.fit_sigma, restarts=args.restarts, **common)
-            print(f"demo: {rep['dataset']} subject {rep['subject']} ({rep['N']} regions, {rep['frames']} frames), "
-                  f"griffiths2022, {rep['epochs']} epochs ({rep['mode']}), {rep['restarts']} restart(s) batched")
-            b = rep["best"]
-            print(f"train FC r: {_fmt_r(rep['train_r'])}" + (f"  (best: restart {b})" if rep["restarts"] > 1 else ""))
-            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
-            print(f"restart {b}: train FC r {rep['train_r'][b]:.3f}, test FC r {rep['test_r'][b]:.3f}")
-            print("fitted: " + " ".join(f"{k}={sum(v) / len(v) if isinstance(v, list) else v:.4g}"
-                                        for k, v in rep["fitted"].items()))
-            print(f"wall time: {rep['wall_time']:.1f} s (fit + test {rep['fit_wall_time']:.1f} s); results in {rep['out']}")
-            return 0
-        if args.command == "recover":
-            rep = ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
-                             starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
-                             optimizer=args.optimizer, start=args.start, spread=args.spread,
-                             sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile, **common)
-            print(f"recover: synthetic BOLD on {rep['dataset']} ({rep['N']} regions, {rep['frames']} frames), "
-                  f"{rep['starts']} starts ({rep['start_scheme']}" + (f" +-{100 * rep['spread']:.0f}%" if rep["spread"] else "")
-                  + f") batched; {rep['objective']} objective, {rep['optimizer']} ({rep['mode']}), {rep['epochs']} "
-                  f"iterations; gains {'on' if rep['gains'] else 'off'}; fixed at the truth: {', '.join(rep['fixed_at_truth'])}")
-            print(f"{'param':9s} {'true':>8s}  recovered (start) per start          median   rel.err  median|err|  <=10%")
-            for n, row in rep["parameters"].items():
-                per = " ".join(f"{r:.4g}({s:.3g})" for r, s in zip(row["recovered"], row["start"]))
-                print(f"{n:9s} {row['true']:8.4g}  {per}  {row['median']:.4g} {100 * row['median_rel_error']:+6.1f}% "
-                      f"{100 * row['median_abs_rel_error']:6.1f}%   {'yes' if row['within_10pct'] else 'NO'}")
-            print("relative errors per start (%): " + "; ".join(
-                f"{n} " + " ".join(f"{100 * e:+.1f}" for e in row["rel_error"]) for n, row in rep["parameters"].items()))
-            for n, row in rep["derived"].items():
-                print(f"{n:11s} {row['true']:8.4g}  recovered " + " ".join(f"{r:.4g}" for r in row["recovered"])
-                      + f"  median {row['median']:.4g} ({100 * row['median_rel_error']:+.1f}%, median |err| "
-                        f"{100 * row['median_abs_rel_error']:.1f}%)")
-            if rep.get("coupling"):
-                print("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in rep["coupling"]["r"])
-                      + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in rep["coupling"]["rel_error"]))
-            print(f"test FC r:  {_fmt_r(rep['test_r'])} (median {rep['median_test_r']:.3f}); the true parameters' "
-                  f"test r on the same protocol: {rep['truth_test_r']:.3f}")
-            if rep.get("scan"):
-                print("objective scans (others at the truth), argmin: " + ", ".join(
-                    f"{n} {100 * sc['argmin_rel']:+.0f}%" for n, sc in rep["scan"]["scans"].items()))
-            if rep.get("profile"):
-                for n, pr in rep["profile"]["profiles"].items():
-                    y = pr["profile"]
-                    print(f"profile {n} (others re-fitted), objective at -30%..+30%: " + " ".join(f"{v:.3f}" for v in y))
-            print(f"all of g, g_EE, g_IE, g_EI within 10% (median estimate and median |error|): "
-                  f"{'yes' if rep['all_within_10pct'] else 'NO'}")
-            print(f"wall time: {rep['wall_time']:.1f} s (fit {rep['fit_wall_time']:.1f} s); results and figures in {rep['out']}")
-            return 0
-        if args.command == "fit":
-            if args.dataset is None and args.sc is None:
-                print("nmmfit fit: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
-                return 2
-            if args.sc is not None and args.bold is None:
-                print("nmmfit fit: --sc needs --bold", file=sys.stderr)
-                return 2
-            if args.subjects is not None:
-                if args.dataset is None or args.sc is not None:
-                    print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)
-                    return 2
-                rep = ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
-                                      preset=args.preset, fit=args.fit, regional=args.regional or (),
-                                      gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init),
-                                      frames=args.frames, resume=args.resume, restarts=args.restarts, **common)
-                print(f"fit: {rep['dataset']} subjects {', '.join(rep['subjects'])} batched (B={rep['B']}: "
-                      f"{rep['restarts']} restart(s) each; {rep['N']} regions, {rep['frames']} frames), "
-                      f"{rep['epochs']} epochs ({rep['mode']})")
-                for row in rep["per_subject"]:
-                    print(f"  subject {row['subject']} (restart {row['best_restart']}): train FC r "
-                          f"{row['train_r']:.3f}  test FC r "
-                          + ("n/a" if row["test_r"] is None else f"{row['test_r']:.3f}") + "  " + " ".join(
-                              f"{k}={(sum(v) / len(v)) if isinstance(v, list) else v:.4g}"
-                              for k, v in row["fitted"].items()))
-                print(f"wall time: {rep['wall_time']:.1f} s ({rep['wall_time_per_subject']:.1f} s per subject); "
-                      f"results in {rep['out']}")
-                return 0
-            rep = ex.fit_subject(args.out, dataset=args.dataset, subject=_subject(args.subject), sc_path=args.sc,
-                                 bold_path=args.bold, tr=args.tr, preset=args.preset, restarts=args.restarts,
-                                 fit=args.fit, regional=args.regional or (), gains=False if args.no_gains else None,
-                                 sigma=args.sigma, init=dict(args.init), frames=args.frames, resume=args.resume,
-                                 **common)
-            print(f"fit: {rep['dataset']} subject {rep['subject']} ({rep['N']} regions, {rep['frames']} frames), "
-                  f"{rep['restarts']} model(s), {rep['epochs']} epochs ({rep['mode']})")
-            print(f"train FC r: {_fmt_r(rep['train_r'])}")
-            print(f"test FC r:  {_fmt_r(rep['test_r'])}")
-            print(f"best model {rep['best']}: " + " ".join(
-                f"{k}={(sum(v) / len(v)) if isinstance(v, list) else v:.4g}" for k, v in rep["fitted"].items()))
-            print(f"wall time: {rep['wall_time']:.1f} s; results in {rep['out']}")
-            return 0
+        rep = _run(ex, args)
+        if rep is None:
+            return 2
+        print(rep.summary())
+        return 0
     except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
         print(f"nmmfit {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    return 2  # pragma: no cover
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""Typed reports of the experiments: each a dataclass with ``summary()`` (what the CLI prints) and
+``save()`` (``report.json``, the same fields). Nothing formats a report by key elsewhere."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def _r(rs) -> str:
+    return "n/a" if rs is None else ", ".join(f"{r:.3f}" for r in rs)
+
+
+def _values(fitted: dict) -> str:
+    return " ".join(f"{k}={float(np.mean(v)):.4g}" + ("(mean)" if np.ndim(v) else "") for k, v in fitted.items())
+
+
+class Report:
+    """Shared persistence: ``to_dict()`` (JSON-ready) and ``save(path)``."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))
+        tmp.replace(path)
+        return path
+
+    def summary(self) -> str:  # pragma: no cover - every report defines it
+        raise NotImplementedError
+
+
+@dataclass
+class SubjectFitReport(Report):
+    """One subject fitted with ``restarts`` models batched (``nmmfit fit``, ``nmmfit demo``)."""
+    command: str
+    dataset: str
+    subject: str
+    N: int
+    frames: int
+    restarts: int
+    epochs: int
+    mode: str
+    scheme: str
+    train_r: list | None
+    test_r: list | None
+    best: int
+    fitted: dict
+    wall_time: float
+    fit_wall_time: float
+    figures: list = field(default_factory=list)
+    out: str = ""
+
+    def summary(self) -> str:
+        b = self.best
+        lines = [f"{self.command}: {self.dataset} subject {self.subject} ({self.N} regions, {self.frames} frames), "
+                 f"{self.scheme}, {self.epochs} epochs ({self.mode}), {self.restarts} restart(s) batched",
+                 f"train FC r: {_r(self.train_r)}" + (f"  (best: restart {b})" if self.restarts > 1 else ""),
+                 f"test FC r:  {_r(self.test_r)}"]
+        if self.train_r is not None and self.test_r is not None:
+            lines.append(f"restart {b}: train FC r {self.train_r[b]:.3f}, test FC r {self.test_r[b]:.3f}")
+        lines += [f"fitted (restart {b}): {_values(self.fitted)}",
+                  f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
+        return "\n".join(lines)
+
+
+@dataclass
+class CohortFitReport(Report):
+    """Several subjects of a dataset batched in one model (``nmmfit fit --subjects``)."""
+    dataset: str
+    subjects: list
+    restarts: int
+    B: int
+    N: int
+    frames: int
+    epochs: int
+    mode: str
+    per_subject: list
+    train_r: list | None
+    test_r: list | None
+    wall_time: float
+    fit_wall_time: float
+    train_time: float
+    wall_time_per_subject: float
+    figures: list = field(default_factory=list)
+    out: str = ""
+
+    def summary(self) -> str:
+        lines = [f"fit: {self.dataset} subjects {', '.join(self.subjects)} batched (B={self.B}: {self.restarts} "
+                 f"restart(s) each; {self.N} regions, {self.frames} frames), {self.epochs} epochs ({self.mode})"]
+        for row in self.per_subject:
+            test = "n/a" if row["test_r"] is None else f"{row['test_r']:.3f}"
+            lines.append(f"  subject {row['subject']} (restart {row['best_restart']}): train FC r {row['train_r']:.3f}"
+                         f"  test FC r {test}  {_values(row['fitted'])}")
+        lines.append(f"wall time: {self.wall_time:.1f} s ({self.wall_time_per_subject:.1f} s per subject); "
+                     f"results in {self.out}")
+        return "\n".join(lines)
+
+
+@dataclass
+class SimulationReport(Report):
+    """A plain simulation (``nmmfit simulate``)."""
+    out: str
+    N: int
+    frames: int
+    preset: str
+    params: dict
+    seed: int
+    wall_time: float
+    fc_r_vs_empirical: float | None = None
+    figures: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"simulated {self.frames} frames x {self.N} regions ({self.preset}) in {self.wall_time:.1f} s -> {self.out}",
+                 "parameters: " + " ".join(f"{k}={v:.4g}" for k, v in self.params.items())]
+        if self.fc_r_vs_empirical is not None:
+            lines.append(f"FC r vs the dataset's empirical FC: {self.fc_r_vs_empirical:.3f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class RecoveryReport(Report):
+    """The synthetic experiment (``nmmfit recover``): recovered vs true per start."""
+    dataset: str
+    N: int
+    frames: int
+    starts: int
+    start_scheme: str
+    spread: float | None
+    objective: str
+    optimizer: str
+    mode: str
+    epochs: int
+    gains: bool
+    fitted: list
+    fixed_at_truth: list
+    parameters: dict
+    all_within_10pct: bool
+    derived: dict
+    coupling: dict | None
+    train_r: list | None
+    test_r: list | None
+    median_test_r: float | None
+    truth_test_r: float
+    test_windows: int
+    wall_time: float
+    fit_wall_time: float
+    scan: dict | None = None
+    profile: dict | None = None
+    figures: list = field(default_factory=list)
+    out: str = ""
+
+    def _header(self) -> str:
+        spread = f" +-{100 * self.spread:.0f}%" if self.spread else ""
+        return (f"recover: synthetic BOLD on {self.dataset} ({self.N} regions, {self.frames} frames), {self.starts} "
+                f"starts ({self.start_scheme}{spread}) batched; {self.objective} objective, {self.optimizer} "
+                f"({self.mode}), {self.epochs} iterations; gains {'on' if self.gains else 'off'}; fixed at the "
+                f"truth: {', '.join(self.fixed_at_truth)}")
+
+    def _parameter_lines(self) -> list:
+        lines = [f"{'param':9s} {'true':>8s}  recovered (start) per start          median   rel.err  median|err|  <=10%"]
+        for n, row in self.parameters.items():
+            per = " ".join(f"{r:.4g}({s:.3g})" for r, s in zip(row["recovered"], row["start"]))
+            lines.append(f"{n:9s} {row['true']:8.4g}  {per}  {row['median']:.4g} {100 * row['median_rel_error']:+6.1f}% "
+                         f"{100 * row['median_abs_rel_error']:6.1f}%   {'yes' if row['within_10pct'] else 'NO'}")
+        lines.append("relative errors per start (%): " + "; ".join(
+            f"{n} " + " ".join(f"{100 * e:+.1f}" for e in row["rel_error"]) for n, row in self.parameters.items()))
+        for n, row in self.derived.items():
+            lines.append(f"{n:11s} {row['true']:8.4g}  recovered " + " ".join(f"{r:.4g}" for r in row["recovered"])
+                         + f"  median {row['median']:.4g} ({100 * row['median_rel_error']:+.1f}%, median |err| "
+                           f"{100 * row['median_abs_rel_error']:.1f}%)")
+        return lines
+
+    def _diagnostic_lines(self) -> list:
+        lines = []
+        if self.coupling:
+            lines.append("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in self.coupling["r"])
+                         + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in self.coupling["rel_error"]))
+        lines.append(f"test FC r:  {_r(self.test_r)} (median {self.median_test_r:.3f}); the true parameters' "
+                     f"test r on the same protocol: {self.truth_test_r:.3f}")
+        if self.scan:
+            lines.append("objective scans (others at the truth), argmin: " + ", ".join(
+                f"{n} {100 * sc['argmin_rel']:+.0f}%" for n, sc in self.scan["scans"].items()))
+        for n, pr in (self.profile or {}).get("profiles", {}).items():
+            lines.append(f"profile {n} (others re-fitted), objective at -30%..+30%: "
+                         + " ".join(f"{v:.3f}" for v in pr["profile"]))
+        return lines
+
+    def summary(self) -> str:
+        return "\n".join([self._header(), *self._parameter_lines(), *self._diagnostic_lines(),
+                          f"all of g, g_EE, g_IE, g_EI within 10% (median estimate and median |error|): "
+                          f"{'yes' if self.all_within_10pct else 'NO'}",
+                          f"wall time: {self.wall_time:.1f} s (fit {self.fit_wall_time:.1f} s); results and figures "
+                          f"in {self.out}"])
+
+
+__all__ = ["Report", "SubjectFitReport", "CohortFitReport", "SimulationReport", "RecoveryReport"]
