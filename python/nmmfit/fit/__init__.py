@@ -47,7 +47,7 @@ from .callbacks import Checkpointer, ProgressBar, UserCallback
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import FitConfig
 from .data import prepare_bold
-from .evaluate import simulate_test
+from .evaluate import score_heldout, simulate_test
 from .guards import CHECKPOINT, FitDivergedError
 from .history import History
 from .loop import Callback, Problem, Run, train
@@ -115,13 +115,27 @@ def _result(p: Problem, run: Run, config: dict, train_time: float) -> tuple[FitR
     return result, est
 
 
-def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, out_dir=None,
-        resume: bool = False, callback: Callable[[dict], None] | None = None, callbacks=(),
+def _group_fc(group_fc, N: int):
+    from .._validate import check_tensor
+
+    g = check_tensor("group_fc", group_fc, dims=(2, 3), dtype=torch.float64)
+    if g.shape[-2:] != (N, N):
+        raise ValueError(f"group_fc: expected shape [N, N] or [B, N, N] with N={N}, got {list(g.shape)}")
+    return g.numpy()
+
+
+def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, heldout=None,
+        group_fc=None, out_dir=None, resume: bool = False, callback: Callable[[dict], None] | None = None, callbacks=(),
         progress: bool = False, save_result: bool = True, **settings) -> FitResult:
     """Fit ``model`` (an :class:`nmmfit.RWW`, trained in place) to ``bold`` and evaluate it.
 
     Args:
         bold: empirical BOLD, frames x regions: ``[T, N]`` (shared by the B models) or ``[B, T, N]``.
+        heldout: BOLD the fit never sees, ``[T', N]`` or ``[B, T', N]`` (another session of the same
+            subject, or the other half of the run): the test run's FC is scored against it too
+            (``result.heldout_r``), beside the baselines (``result.baselines``).
+        group_fc: a group-average FC ``[N, N]`` or ``[B, N, N]`` (other people's): the group baseline
+            and the subject-specific score.
         objective: an :class:`nmmfit.Objective` (default: the model's scheme's).
         config: a :class:`FitConfig`; or give its fields as keyword arguments (``epochs=``, ``mode=``,
             ``lr=``, ...), not both.
@@ -143,6 +157,8 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     data = prepare_bold(bold, model, scale=cfg.scale, layout=cfg.layout)          # [B, T, N]
     cfg = cfg.for_data(data.shape[1], model.seed)
+    held = None if heldout is None else prepare_bold(heldout, model, scale=cfg.scale, layout=cfg.layout)
+    group = None if group_fc is None else _group_fc(group_fc, model.N)
     objective = (default_objective(model) if objective is None else objective).to(model.sc.device)
     n_params = len(list(model.parameters()) + list(objective.parameters()))
     if not n_params:
@@ -173,6 +189,7 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         result.test_bold = test_bold.numpy()
         result.test_fc = fc_matrix(test_bold.double()).numpy()
         result.test_r = fc_r(test_bold, data.cpu())
+    score_heldout(result, model, data, held, group)
     result.wall_time = run.elapsed + time.perf_counter() - t_start
     if out_dir is not None and save_result:
         result.save(out_dir)

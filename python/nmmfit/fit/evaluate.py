@@ -1,9 +1,11 @@
-"""Evaluation runs of fitted models: the paper's test run (a fresh simulation of the estimate)."""
+"""Evaluation of fitted models: the paper's test run (a fresh simulation of the estimate), scored
+in-sample and on held-out data, beside the baselines."""
 from __future__ import annotations
 
 import torch
 
 from ..rng import derive_seed
+from ..stats.baselines import fc_baselines, fc_of, subject_specific_r, tri_r
 from .guards import FitDivergedError
 
 
@@ -29,4 +31,25 @@ def simulate_test(model, *, n_windows: int = 120, window: int = 20, burn_in_wind
     return torch.cat(chunks, dim=1).cpu()
 
 
-__all__ = ["simulate_test"]
+
+
+def score_heldout(result, model, data: torch.Tensor, heldout: torch.Tensor | None, group_fc=None) -> None:
+    """Fill ``result``'s held-out score and baselines (:mod:`nmmfit.stats.baselines`) from the test
+    run's FC. ``data # [B, T, N]`` the fitted BOLD, ``heldout # [B, T', N]`` or None, ``group_fc
+    # [N, N] | [B, N, N]`` or None. Baselines are scored against the held-out FC when there is one
+    (else against the fitted data's), the ceiling is r(fitted data's FC, held-out FC)."""
+    fitted_fc = fc_of(data.cpu().numpy())
+    target = fitted_fc
+    if heldout is not None:
+        result.heldout_fc = fc_of(heldout.cpu().numpy())
+        target = result.heldout_fc
+        if result.test_fc is not None:
+            result.heldout_r = tri_r(result.test_fc, target)
+    sc = model.sc.detach().cpu().numpy()
+    result.baselines = fc_baselines(target, sc=sc, group_fc=group_fc,
+                                    other_fc=fitted_fc if heldout is not None else None)
+    if group_fc is not None and result.test_fc is not None:
+        result.subject_specific_r = subject_specific_r(result.test_fc, target, group_fc)
+
+
+__all__ = ["simulate_test", "score_heldout"]

@@ -29,7 +29,7 @@ def _jsonable(v):
     return v
 
 
-@dataclass
+@dataclass(repr=False)
 class FitResult:
     """Everything a fit produced. Arrays are numpy; B = number of models (subjects/restarts).
 
@@ -49,6 +49,12 @@ class FitResult:
             the FC correlation with the empirical FC ``[B]``.
         test_bold, test_fc, test_r: the test run (fresh state, burn-in discarded) with the
             fitted values; None when the test was skipped.
+        heldout_fc, heldout_r: the empirical FC of held-out data ``[B, N, N]`` (another session, or
+            the other half of the run) and the FC correlation of the test run with it ``[B]``: the
+            score that says whether the fit generalises. None without held-out data.
+        baselines: name -> ``[B]``, scored against the held-out FC when there is one, else against
+            the fitted data's: ``sc_fc`` r(SC, FC), ``group_fc`` r(group FC, FC), ``ceiling`` r(FC of
+            the fitted data, held-out FC); ``subject_specific_r``: r(model FC - group FC, FC - group FC).
         wall_time: seconds for the whole call (training + test); train_time: training only.
         epochs_completed: epochs trained (including those before a resume).
     """
@@ -66,28 +72,43 @@ class FitResult:
     test_fc: np.ndarray | None = None
     test_r: np.ndarray | None = None
     gains: np.ndarray | None = None
+    heldout_fc: np.ndarray | None = None
+    heldout_r: np.ndarray | None = None
+    subject_specific_r: np.ndarray | None = None
+    baselines: dict = field(default_factory=dict)
     wall_time: float = 0.0
     train_time: float = 0.0
     epochs_completed: int = 0
     extra: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------------- presentation
+    SCORE_LABELS = {
+        "train_r": "train FC r (in-sample: last epoch vs fitted data)",
+        "test_r": "in-sample FC r (fresh run vs fitted data)",
+        "heldout_r": "held-out FC r (fresh run vs held-out data)",
+        "sc_fc": "baseline r(SC, FC)",
+        "group_fc": "baseline r(group FC, FC)",
+        "ceiling": "ceiling r(fitted FC, held-out FC)",
+        "subject_specific_r": "subject-specific r (model - group vs FC - group)",
+    }
+    """How every goodness-of-fit number is named wherever it is shown: in-sample or held-out."""
+
+    def scores(self, b: int) -> dict:
+        """Model ``b``'s goodness-of-fit numbers, label -> float, in :data:`SCORE_LABELS` order."""
+        values = dict(train_r=self.train_r, test_r=self.test_r, heldout_r=self.heldout_r, **self.baselines,
+                      subject_specific_r=self.subject_specific_r)
+        return {label: float(np.asarray(values[k])[b]) for k, label in self.SCORE_LABELS.items()
+                if values.get(k) is not None}
+
     def summary(self) -> str:
         lines = [f"nmmfit fit: preset {self.config.get('preset')}, mode {self.config.get('mode')}, "
                  f"B={self.config.get('B')}, N={self.config.get('N')}, {self.epochs_completed} epochs, "
                  f"wall time {self.wall_time:.1f} s"]
-        B = int(self.config.get("B", 1))
-        for b in range(B):
-            parts = []
-            for name, v in self.fitted.items():
-                v = np.asarray(v)[b]
-                parts.append(f"{name}={float(np.mean(v)):.4g}" + ("(mean)" if np.ndim(v) else ""))
-            scores = []
-            if self.train_r is not None:
-                scores.append(f"train FC r={float(self.train_r[b]):.3f}")
-            if self.test_r is not None:
-                scores.append(f"test FC r={float(self.test_r[b]):.3f}")
-            lines.append(f"  [{b}] " + ", ".join(scores) + " | " + " ".join(parts))
+        for b in range(int(self.config.get("B", 1))):
+            parts = [f"{name}={float(np.mean(np.asarray(v)[b])):.4g}" + ("(mean)" if np.ndim(np.asarray(v)[b]) else "")
+                     for name, v in self.fitted.items()]
+            lines.append(f"  [{b}] " + " ".join(parts))
+            lines += [f"      {label}: {v:.3f}" for label, v in self.scores(b).items()]
         return "\n".join(lines)
 
     def best(self) -> int:
@@ -99,19 +120,28 @@ class FitResult:
 
     # ---------------------------------------------------------------- persistence
     _ARRAYS = ("sc", "W", "emp_fc", "train_bold", "train_fc", "train_r", "test_bold", "test_fc",
-               "test_r", "gains")
+               "test_r", "gains", "heldout_fc", "heldout_r", "subject_specific_r")
+
+    def __repr__(self) -> str:
+        B = self.config.get("B")
+        scores = " ".join(f"{k}={np.round(np.asarray(v), 3).tolist()}" for k, v in
+                          (("train_r", self.train_r), ("test_r", self.test_r), ("heldout_r", self.heldout_r))
+                          if v is not None)
+        return f"FitResult(B={B}, epochs={self.epochs_completed}, {scores}, wall_time={self.wall_time:.1f}s)"
 
     def save(self, out_dir) -> Path:
         """Write ``result.json`` and ``result.npz`` into ``out_dir`` (created if needed)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         meta = dict(config=self.config, fitted=self.fitted, fitted_hyper=self.fitted_hyper,
-                    train_r=self.train_r, test_r=self.test_r, wall_time=self.wall_time,
+                    train_r=self.train_r, test_r=self.test_r, heldout_r=self.heldout_r, baselines=self.baselines,
+                    wall_time=self.wall_time,
                     train_time=self.train_time, epochs_completed=self.epochs_completed,
                     extra=self.extra, format=1)
         arrays = {f"history/{k}": np.asarray(v) for k, v in self.history.items()}
         arrays.update({f"fitted/{k}": np.asarray(v) for k, v in self.fitted.items()})
         arrays.update({f"fitted_hyper/{k}": np.asarray(v) for k, v in self.fitted_hyper.items()})
+        arrays.update({f"baselines/{k}": np.asarray(v) for k, v in self.baselines.items()})
         for k in self._ARRAYS:
             v = getattr(self, k)
             if v is not None:
@@ -136,10 +166,11 @@ class FitResult:
         hist = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("history/")}
         fitted = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("fitted/")}
         hyper = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("fitted_hyper/")}
+        baselines = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("baselines/")}
         kw = {k: arrays.get(k) for k in cls._ARRAYS}
         return cls(config=meta["config"], fitted=fitted, fitted_hyper=hyper, history=hist,
                    wall_time=meta["wall_time"], train_time=meta["train_time"],
-                   epochs_completed=meta["epochs_completed"], extra=meta.get("extra", {}), **kw)
+                   epochs_completed=meta["epochs_completed"], extra=meta.get("extra", {}), baselines=baselines, **kw)
 
 
 __all__ = ["FitResult"]
