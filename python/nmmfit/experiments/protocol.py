@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .._validate import check_choice
 from ..params.schemes import get_scheme
 from ..rng import derive_seed
 
@@ -83,3 +84,52 @@ def default_demo_epochs(backend: str = "auto") -> int:
     from .._ext import HAS_EXTENSION
 
     return 20 if (HAS_EXTENSION and backend == "auto") else 5
+
+
+SESSIONS = {"hcp_schaefer100": ("REST1_LR", "REST2_LR")}
+"""Datasets with two sessions per subject: fitted on the first, held out on the second."""
+
+GROUP_FC = {"hcp_schaefer100": ("hcp_schaefer100_group", "group-train706")}
+"""Datasets whose group-average FC comes from a group dataset (other people); the others use the
+mean FC of their other subjects (leave-one-out)."""
+
+HELDOUT = ("auto", "session", "half", "none")
+
+
+def split_data(subj, dataset, subject, heldout: str, frames: int | None, **load):
+    """``(fit_bold [T, N], heldout_bold [T', N] | None, protocol)`` for one subject: ``"session"``
+    fits the first of the dataset's :data:`SESSIONS` and holds out the second; ``"half"`` fits
+    the first half of the run and holds out the second; ``"none"`` fits all of it; ``"auto"``
+    picks ``"session"`` where the dataset has two, else ``"half"``."""
+    from .. import datasets
+
+    check_choice("heldout", heldout, HELDOUT)
+    if heldout == "auto":
+        heldout = "session" if dataset in SESSIONS else "half"
+    bold = np.asarray(subj.bold) if frames is None else np.asarray(subj.bold)[:frames]
+    if heldout == "session":
+        if dataset not in SESSIONS:
+            raise ValueError(f"heldout='session': {dataset or subj.name} has one session per subject; use 'half'")
+        other = datasets.load(dataset, subject=subject, session=SESSIONS[dataset][1], **load).bold
+        return bold, np.asarray(other) if frames is None else np.asarray(other)[:frames], \
+            f"fitted on {SESSIONS[dataset][0]}, held out {SESSIONS[dataset][1]}"
+    if heldout == "half":
+        h = len(bold) // 2
+        return bold[:h], bold[h:], f"fitted on frames 0-{h - 1}, held out frames {h}-{len(bold) - 1}"
+    return bold, None, "no held-out data (all frames fitted)"
+
+
+def group_fc_for(dataset: str | None, subject_id: str) -> np.ndarray | None:
+    """Other people's average FC ``[N, N]`` for ``subject_id``: the group dataset's (:data:`GROUP_FC`)
+    or the mean FC of the dataset's other subjects; None for the user's files or a single subject."""
+    from .. import datasets
+
+    if dataset is None:
+        return None
+    if dataset in GROUP_FC:
+        name, sub = GROUP_FC[dataset]
+        return np.asarray(datasets.load(name, subject=sub).fc, dtype=np.float64)
+    others = [s for s in datasets.dataset_info(dataset).subjects if str(s) != str(subject_id)]
+    fcs = [datasets.load(dataset, subject=s).fc for s in others]
+    fcs = [f for f in fcs if f is not None]
+    return np.mean(fcs, axis=0) if fcs else None

@@ -18,6 +18,10 @@ def _values(fitted: dict) -> str:
     return " ".join(f"{k}={float(np.mean(v)):.4g}" + ("(mean)" if np.ndim(v) else "") for k, v in fitted.items())
 
 
+def _score_lines(scores: dict) -> list:
+    return [f"  {label}: {v:.3f}" for label, v in scores.items()]
+
+
 class Report:
     """Shared persistence: ``to_dict()`` (JSON-ready) and ``save(path)``."""
 
@@ -49,7 +53,10 @@ class SubjectFitReport(Report):
     scheme: str
     train_r: list | None
     test_r: list | None
+    heldout_r: list | None
     best: int
+    protocol: str
+    scores: dict
     fitted: dict
     wall_time: float
     fit_wall_time: float
@@ -58,13 +65,14 @@ class SubjectFitReport(Report):
 
     def summary(self) -> str:
         b = self.best
-        lines = [f"{self.command}: {self.dataset} subject {self.subject} ({self.N} regions, {self.frames} frames), "
-                 f"{self.scheme}, {self.epochs} epochs ({self.mode}), {self.restarts} restart(s) batched",
-                 f"train FC r: {_r(self.train_r)}" + (f"  (best: restart {b})" if self.restarts > 1 else ""),
-                 f"test FC r:  {_r(self.test_r)}"]
-        if self.train_r is not None and self.test_r is not None:
-            lines.append(f"restart {b}: train FC r {self.train_r[b]:.3f}, test FC r {self.test_r[b]:.3f}")
-        lines += [f"fitted (restart {b}): {_values(self.fitted)}",
+        lines = [f"{self.command}: {self.dataset} subject {self.subject} ({self.N} regions, {self.frames} frames "
+                 f"fitted), {self.scheme}, {self.epochs} epochs ({self.mode}), {self.restarts} restart(s) batched",
+                 f"protocol: {self.protocol}",
+                 f"train FC r (in-sample) per restart: {_r(self.train_r)}"
+                 + (f"  (best by train FC r: restart {b})" if self.restarts > 1 else ""),
+                 f"held-out FC r per restart: {_r(self.heldout_r)}",
+                 f"restart {b}:", *_score_lines(self.scores),
+                 f"fitted (restart {b}): {_values(self.fitted)}",
                   f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
         return "\n".join(lines)
 
@@ -80,6 +88,7 @@ class CohortFitReport(Report):
     frames: int
     epochs: int
     mode: str
+    protocol: str
     per_subject: list
     train_r: list | None
     test_r: list | None
@@ -92,11 +101,11 @@ class CohortFitReport(Report):
 
     def summary(self) -> str:
         lines = [f"fit: {self.dataset} subjects {', '.join(self.subjects)} batched (B={self.B}: {self.restarts} "
-                 f"restart(s) each; {self.N} regions, {self.frames} frames), {self.epochs} epochs ({self.mode})"]
+                 f"restart(s) each; {self.N} regions, {self.frames} frames), {self.epochs} epochs ({self.mode})",
+                 f"protocol: {self.protocol}; per subject its best restart by train FC r"]
         for row in self.per_subject:
-            test = "n/a" if row["test_r"] is None else f"{row['test_r']:.3f}"
-            lines.append(f"  subject {row['subject']} (restart {row['best_restart']}): train FC r {row['train_r']:.3f}"
-                         f"  test FC r {test}  {_values(row['fitted'])}")
+            lines.append(f"  subject {row['subject']} (restart {row['best_restart']}): {_values(row['fitted'])}")
+            lines += ["  " + x for x in _score_lines(row["scores"])]
         lines.append(f"wall time: {self.wall_time:.1f} s ({self.wall_time_per_subject:.1f} s per subject); "
                      f"results in {self.out}")
         return "\n".join(lines)

@@ -15,7 +15,7 @@ import torch
 from .._validate import check_int
 from ..fit import fit as run_fit
 from ..model import RWW
-from .protocol import DEMO_FIT, default_demo_epochs, init_for, load_subject, subject_keys
+from .protocol import DEMO_FIT, default_demo_epochs, group_fc_for, init_for, load_subject, split_data, subject_keys
 from .reports import CohortFitReport, SubjectFitReport
 
 DEMO_RESTARTS = 4
@@ -31,7 +31,7 @@ def _batched_init(inits: list, R: int) -> dict:
     return {k: torch.cat([rows(i[k]) for i in inits]) for k in inits[0]} if inits[0] else {}
 
 
-def _fit_batch(out, sc, bold, keys, *, restarts: int, preset, fit, regional, gains, sigma, init, g_mean,
+def _fit_batch(out, sc, bold, keys, *, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma, init, g_mean,
                seed, backend, dtype, sc_preprocess, resume, progress, **fit_settings):
     """Fit the models of ``keys`` (per subject: ``(init_seed, streams [R])``, or ``(seed, None)``
     for the user's files, whose noise is keyed by position) on ``sc # [N, N] | [B, N, N]`` and
@@ -42,7 +42,7 @@ def _fit_batch(out, sc, bold, keys, *, restarts: int, preset, fit, regional, gai
     rng = {} if streams[0] is None else dict(stream=torch.cat(streams), rng_by_stream=True)
     model = RWW(sc, preset=preset, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
                 fit_gains=gains, seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, **rng)
-    return run_fit(model, bold, seed=seed, out_dir=out, resume=resume, progress=progress, save_result=False,
+    return run_fit(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume, progress=progress, save_result=False,
                    **fit_settings)
 
 
@@ -53,13 +53,14 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                 init: Mapping | None = None, g_mean: float = 80.0, frames: int | None = None,
                 test_windows="data", average_last: int = 100, seed: int = 0, backend: str = "auto",
                 lr_scale: Mapping | None = None, sc_preprocess: str | None = None, resume: bool = False,
-                progress: bool = True, dtype=torch.float32, figures: bool = True,
+                progress: bool = True, dtype=torch.float32, figures: bool = True, heldout: str = "auto",
                 command: str = "fit") -> SubjectFitReport:
     """Fit one subject (a bundled dataset's or the user's files) with ``restarts`` models batched.
 
     Writes ``result.json``/``result.npz``, the per-epoch ``checkpoint.pt``, ``report.json`` and
     figures into ``out``. A dataset subject's randomness is keyed as in :func:`fit_subjects`, so
-    ``subject=k`` gives the fit of ``subjects=[k]``."""
+    ``subject=k`` gives the fit of ``subjects=[k]``. ``heldout`` (:func:`.protocol.split_data`): the
+    data the fit never sees, scored beside the baselines (group FC: :func:`.protocol.group_fc_for`)."""
     t0 = time.perf_counter()
     check_int("restarts", restarts, 1)
     out = Path(out)
@@ -67,14 +68,15 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     subj = load_subject(dataset, subject, sc_path=sc_path, bold_path=bold_path, tr=tr, bold_layout=bold_layout)
     if subj.bold is None:
         raise ValueError(f"{subj.name}: has no BOLD to fit (only an SC); pick a dataset with BOLD or give --bold")
-    bold = subj.bold if frames is None else subj.bold[:frames]
+    bold, held, protocol = split_data(subj, dataset, subject, heldout, frames)
+    group = group_fc_for(dataset, subj.subject) if sc_path is None else None
     keys = [subject_keys(dataset, subj.subject, seed, restarts) if sc_path is None else (seed, None)]
-    res = _fit_batch(out, subj.sc, bold, keys, restarts=restarts, preset=preset, fit=fit, regional=regional,
+    res = _fit_batch(out, subj.sc, bold, keys, heldout=held, group_fc=group, restarts=restarts, preset=preset, fit=fit, regional=regional,
                      gains=gains, sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
-    res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)))
+    res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol)
     res.save(out)
     figs = []
     if figures:
@@ -86,15 +88,18 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
         command=command, dataset=subj.name, subject=str(subj.subject), N=int(subj.N), frames=int(len(bold)),
         restarts=restarts, epochs=res.epochs_completed, mode=mode, scheme=res.config["model"]["scheme"],
         train_r=None if res.train_r is None else res.train_r.tolist(),
-        test_r=None if res.test_r is None else res.test_r.tolist(), best=b,
+        test_r=None if res.test_r is None else res.test_r.tolist(),
+        heldout_r=None if res.heldout_r is None else res.heldout_r.tolist(), best=b, protocol=protocol,
+        scores=res.scores(b),
         fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()},
         wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out))
     report.save(out / "report.json")
     return report
 
 
-def _cohort_data(dataset: str, subjects: Sequence, frames: int | None, R: int):
-    """The subjects' SC ``[S * R, N, N]`` and BOLD ``[S * R, T, N]`` (runs cut to the shortest)."""
+def _cohort_data(dataset: str, subjects: Sequence, frames: int | None, R: int, heldout: str):
+    """The subjects' SC ``[S * R, N, N]``, fitted and held-out BOLD ``[S * R, T, N]`` (runs cut to
+    the shortest; held-out None with ``heldout="none"``), group FC ``[S * R, N, N]`` and protocol."""
     from .. import datasets
 
     subs = [datasets.load(dataset, subject=s) for s in subjects]
@@ -106,9 +111,18 @@ def _cohort_data(dataset: str, subjects: Sequence, frames: int | None, R: int):
     T = min(len(sj.bold) for sj in subs)
     if frames is not None:
         T = min(T, int(frames))
-    sc = np.repeat(np.stack([sj.sc for sj in subs]), R, axis=0)
-    bold = np.repeat(np.stack([np.asarray(sj.bold)[:T] for sj in subs]), R, axis=0)
-    return subs, sc, bold, T
+    splits = [split_data(sj, dataset, s, heldout, T) for sj, s in zip(subs, subjects)]
+    T_fit = min(len(b) for b, _, _ in splits)
+    rep = lambda arrays: np.repeat(np.stack(arrays), R, axis=0)          # noqa: E731  (subject-major rows)
+    sc = rep([sj.sc for sj in subs])
+    bold = rep([b[:T_fit] for b, _, _ in splits])
+    held = None
+    if splits[0][1] is not None:
+        T_held = min(len(h) for _, h, _ in splits)
+        held = rep([h[:T_held] for _, h, _ in splits])
+    groups = [group_fc_for(dataset, sj.subject) for sj in subs]
+    group = rep(groups) if all(g is not None for g in groups) else None
+    return subs, sc, bold, held, group, splits[0][2]
 
 
 def _per_subject(res, ids: list, R: int) -> list:
@@ -119,7 +133,7 @@ def _per_subject(res, ids: list, R: int) -> list:
         rows.append(dict(subject=sid, best_restart=b - s * R, index=b,
                          train_r=float(res.train_r[b]) if res.train_r is not None else None,
                          test_r=float(res.test_r[b]) if res.test_r is not None else None,
-                         fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}))
+                         scores=res.scores(b), fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}))
     return rows
 
 
@@ -141,7 +155,7 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
                  frames: int | None = None, test_windows="data", average_last: int = 100, seed: int = 0,
                  backend: str = "auto", lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
                  resume: bool = False, progress: bool = True, dtype=torch.float32, figures: bool = True,
-                 restarts: int = 1) -> CohortFitReport:
+                 restarts: int = 1, heldout: str = "auto") -> CohortFitReport:
     """Fit several subjects of a dataset batched in one model: B = len(subjects) * restarts
     (subject-major), each model with its subject's SC and BOLD, its own initial values (drawn per
     subject from ``(seed, subject)``) and its own noise (keyed by the subject's index in the dataset
@@ -152,22 +166,23 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
     R = check_int("restarts", restarts, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    subs, sc, bold, T = _cohort_data(dataset, subjects, frames, R)
+    subs, sc, bold, held, group, protocol = _cohort_data(dataset, subjects, frames, R, heldout)
+    T = bold.shape[1]
     keys = [subject_keys(dataset, sj.subject, seed, R) for sj in subs]
-    res = _fit_batch(out, sc, bold, keys, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
+    res = _fit_batch(out, sc, bold, keys, heldout=held, group_fc=group, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
                      sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
     ids = [str(sj.subject) for sj in subs]
-    res.extra.update(dataset=dataset, subjects=ids, restarts=R, tr=subs[0].tr, n_frames=int(T))
+    res.extra.update(dataset=dataset, subjects=ids, restarts=R, tr=subs[0].tr, n_frames=int(T), protocol=protocol)
     res.save(out)
     rows = _per_subject(res, ids, R)
     figs = _cohort_figures(res, out, dataset, rows) if figures else []
     wall = time.perf_counter() - t0
     report = CohortFitReport(
         dataset=dataset, subjects=ids, restarts=R, B=len(subs) * R, N=int(subs[0].N), frames=int(T),
-        epochs=res.epochs_completed, mode=mode, per_subject=[{k: v for k, v in r.items() if k != "index"} for r in rows],
+        epochs=res.epochs_completed, mode=mode, protocol=protocol, per_subject=[{k: v for k, v in r.items() if k != "index"} for r in rows],
         train_r=None if res.train_r is None else res.train_r.tolist(),
         test_r=None if res.test_r is None else res.test_r.tolist(), wall_time=wall, fit_wall_time=res.wall_time,
         train_time=res.train_time, wall_time_per_subject=wall / len(subs), figures=figs, out=str(out))
