@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .._validate import check_bool, check_choice, check_int
-from .checks import as_float_array
+from .checks import as_float_array, is_numbering
 
 LAYOUTS = ("auto", "TN", "NT")
 
@@ -102,16 +102,11 @@ def _check_finite(name: str, bold: np.ndarray, labels) -> None:
                          "rows and columns), before fitting")
 
 
-def _is_count(v: np.ndarray) -> bool:
-    """``v`` is 0, 1, 2, ... or 1, 2, 3, ...: region or frame numbers, not a measurement."""
-    return v.size >= 3 and v[0] in (0.0, 1.0) and bool(np.all(np.diff(v) == 1.0))
-
-
 def _check_not_numbering(name: str, bold: np.ndarray) -> None:
-    if _is_count(bold[0]):
+    if is_numbering(bold[0]):
         raise ValueError(f"{name}: frame 0 is {bold[0, 0]:g}, {bold[0, 1]:g}, ..., {bold[0, -1]:g}: "
                          "region numbers (a header row read as data); drop it (bold[1:])")
-    counting = [k for k in range(bold.shape[1]) if _is_count(bold[:, k])]
+    counting = [k for k in range(bold.shape[1]) if is_numbering(bold[:, k])]
     if counting:
         raise ValueError(f"{name}: region {counting[0]} is {bold[0, counting[0]]:g}, "
                          f"{bold[1, counting[0]]:g}, ...: frame numbers (an index column read as data); "

@@ -15,13 +15,21 @@ def as_float_array(name: str, value) -> np.ndarray:
     """A C-contiguous float64 copy of ``value`` (numpy array, torch tensor or nested lists)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
-    if isinstance(value, (str, bytes)):  # np.array("1.5", float) would parse it: refuse text
-        raise TypeError(f"{name}: expected a numeric array, got {type(value).__name__} {value!r:.40}")
     try:
-        arr = np.array(value, dtype=np.float64, copy=True)
+        arr = np.asarray(value)
+        # text would be parsed and complex numbers cut to their real part by a float cast: refuse both
+        if arr.dtype.kind not in "biufO":
+            raise TypeError(f"dtype {arr.dtype}")
+        arr = np.array(arr, dtype=np.float64, copy=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"{name}: expected a numeric array, got {type(value).__name__} ({exc})") from None
     return np.ascontiguousarray(arr)
+
+
+def is_numbering(v: np.ndarray) -> bool:
+    """``v`` is 0, 1, 2, ... or 1, 2, 3, ... (at least 3 values): region or frame numbers, such as a
+    header row read as data, not a measurement."""
+    return v.size >= 3 and v[0] in (0.0, 1.0) and bool(np.all(np.diff(v) == 1.0))
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .checks import is_numbering
+
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 SUFFIXES = (".npy", ".npz", ".mat") + TEXT_SUFFIXES
 MISSING = frozenset({"", "na", "nan", "n/a", "null", "none", "-nan", "+nan"})
@@ -50,18 +52,13 @@ def _is_header(tokens: list[str]) -> bool:
     return all(_number(t) is None for t in tokens) and any(t.lower() not in MISSING for t in tokens)
 
 
-def _is_numbering(row: np.ndarray) -> bool:
-    """0, 1, 2, ... or 1, 2, 3, ... over at least 3 columns: region or frame numbers as a header."""
-    return row.size >= 3 and row[0] in (0.0, 1.0) and bool(np.all(np.diff(row) == 1.0))
-
-
 def _tokens(text: str, delimiter) -> list[str]:
     return [t.strip() for t in text.split(delimiter)] if delimiter else text.split()
 
 
-def _parse_row(tokens: list[str], lineno: int, width: int, where: str) -> np.ndarray:
-    if len(tokens) != width:
-        raise ValueError(f"{where} line {lineno} has {len(tokens)} columns, the first row has {width}")
+def _parse_row(tokens: list[str], lineno: int, width: tuple[int, str], where: str) -> np.ndarray:
+    if len(tokens) != width[0]:
+        raise ValueError(f"{where} line {lineno} has {len(tokens)} columns, {width[1]} has {width[0]}")
     values = [_number(t) for t in tokens]
     for j, (token, value) in enumerate(zip(tokens, values)):
         if value is None or not math.isfinite(value):
@@ -92,11 +89,11 @@ def read_table(path: Path, argument: str, delimiter: str | None = None) -> tuple
     header = rows.pop(0)[1] if _is_header(rows[0][1]) else None
     if not rows:
         raise ValueError(f"{where} holds a header row and no data")
-    width = len(rows[0][1])
+    width = (len(header), "the header") if header is not None else (len(rows[0][1]), "the first row")
     values = np.stack([_parse_row(tokens, no, width, where) for no, tokens in rows])
-    if header is None and len(values) > 1 and _is_numbering(values[0]) and not _is_numbering(values[1]):
+    if header is None and len(values) > 1 and is_numbering(values[0]) and not is_numbering(values[1]):
         header, values = rows[0][1], values[1:]
-    return (values[:, 0] if width == 1 else values), header
+    return (values[:, 0] if values.shape[1] == 1 else values), header
 
 
 # ---- binary formats --------------------------------------------------------------------------
