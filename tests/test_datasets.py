@@ -651,10 +651,12 @@ def test_map_and_node_group_errors_name_the_map():
         D.load_arrays(sc, maps={"myelin": np.zeros(5)})
     with pytest.raises(ValueError, match=r"^maps\['myelin'\]: 1 NaN/Inf values, the first at region 2"):
         D.load_arrays(sc, maps={"myelin": [0.0, 1.0, np.nan, 2.0]})
-    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected integer labels, got 1.5 at region 1"):
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected integer labels 0..K-1 .*got 1.5 at region 1"):
         D.load_arrays(sc, node_groups={"net": [0, 1.5, 1, 0]})
-    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected labels 0..2 .* got label 5 at region 3"):
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected integer labels .*N = 4.*got 5 at region 3"):
         D.load_arrays(sc, node_groups={"net": [0, 1, 1, 5]})
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: labels 0..2 skip group\(s\) \[1\]"):
+        D.load_arrays(sc, node_groups={"net": [0, 2, 2, 0]})
     with pytest.raises(ValueError, match=r"^node_groups\['net'\]:.*look 1-based: subtract 1"):
         D.load_arrays(sc, node_groups={"net": [1, 2, 2, 1]})
     with pytest.raises(TypeError, match="^maps:"):

@@ -169,14 +169,24 @@ def check_bold(bold, n_regions: int | None = None, *, name: str = "bold", labels
         raise ValueError(f"{name}: {arr.shape[0]} frames, expected at least {min_frames} "
                          f"(shape as given {list(np.shape(bold))})")
     _check_not_numbering(name, arr)
-    flat = constant_regions(arr)
-    if flat.size and (not drop_constant or flat.size == arr.shape[1]):
-        raise _constant_error(name, flat, labels)
-    kept = np.setdiff1d(np.arange(arr.shape[1]), flat)
+    kept = _drop_constant(name, arr, labels, drop_constant)
+    dropped = np.setdiff1d(np.arange(arr.shape[1]), kept)
     report = BoldCheck(shape=tuple(np.shape(bold)), transposed=transposed, n_frames=arr.shape[0],
-                       kept=tuple(kept.tolist()), dropped=tuple(flat.tolist()),
-                       dropped_labels=tuple(labels[k] for k in flat) if labels is not None else ())
-    return (np.ascontiguousarray(arr[:, kept]) if flat.size else arr), report
+                       kept=tuple(kept.tolist()), dropped=tuple(dropped.tolist()),
+                       dropped_labels=tuple(labels[k] for k in dropped) if labels is not None else ())
+    return (np.ascontiguousarray(arr[:, kept]) if dropped.size else arr), report
+
+
+def _drop_constant(name: str, bold: np.ndarray, labels, drop: bool) -> np.ndarray:
+    """The regions kept: all, or (``drop``) those left when no constant region remains. Near-constant
+    is relative to the median region, so dropping can expose another: repeat until none is left,
+    and what is returned passes this check again."""
+    kept = np.arange(bold.shape[1])
+    while (flat := constant_regions(bold[:, kept])).size:
+        if not drop or flat.size == kept.size:
+            raise _constant_error(name, kept[flat], labels)
+        kept = np.delete(kept, flat)
+    return kept
 
 
 def pearson_fc(bold: np.ndarray) -> np.ndarray:

@@ -50,20 +50,20 @@ def check_maps(maps, n: int, *, argument: str = "maps") -> dict[str, np.ndarray]
 
 
 def check_node_group(argument: str, value, n: int) -> np.ndarray:
-    """One partition: ``[N]`` integer labels ``0..K-1``, every group used; returned as int64."""
+    """One partition: ``[N]`` integer labels ``0..K-1`` (K <= N), every group used; as int64."""
     arr = check_map(argument, value, n)
-    fractional = np.flatnonzero(arr != np.round(arr))
-    if fractional.size:
-        k = fractional[0]
-        raise ValueError(f"{argument}: expected integer labels, got {arr[k]:g} at region {k}")
+    bad = np.flatnonzero((arr != np.round(arr)) | (arr < 0) | (arr >= n))
+    if bad.size:
+        k = bad[0]
+        raise ValueError(f"{argument}: expected integer labels 0..K-1 (K <= N = {n} groups), "
+                         f"got {arr[k]:g} at region {k}")
     labels = arr.astype(np.int64)
     used = np.unique(labels)
-    if used[0] != 0 or used[-1] != used.size - 1:
-        k = int(np.flatnonzero((labels < 0) | (labels >= used.size))[0])
-        missing = sorted(set(range(used.size)) - set(used.tolist()))
+    if used[-1] != used.size - 1:
+        missing = sorted(set(range(used[-1])) - set(used.tolist()))
         hint = "; they look 1-based: subtract 1" if used[0] == 1 and used[-1] == used.size else ""
-        raise ValueError(f"{argument}: expected labels 0..{used.size - 1} ({used.size} groups, each "
-                         f"used), got label {labels[k]} at region {k} (unused: {missing}){hint}")
+        raise ValueError(f"{argument}: labels 0..{used[-1]} skip group(s) {missing}; every group "
+                         f"0..K-1 must be used{hint}")
     return labels
 
 

@@ -120,9 +120,12 @@ def _read_npz(path: Path, argument: str, key, key_argument: str) -> np.ndarray:
     with z:
         name = _pick(argument, key_argument, key, list(z.files), path, "arrays")
         try:
-            return z[name]
+            arr = z[name]
         except Exception as exc:  # a corrupt member (zlib.error, BadZipFile, ValueError, ...)
             raise _unreadable(argument, path, ".npz", exc) from None
+    if not isinstance(arr, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
+        raise ValueError(f"{argument}: {path.name} member {name!r} is not a numpy array")
+    return arr
 
 
 def _read_mat(path: Path, argument: str, key, key_argument: str) -> np.ndarray:
