@@ -183,8 +183,11 @@ def _drop_constant(name: str, bold: np.ndarray, labels, drop: bool) -> np.ndarra
     and what is returned passes this check again."""
     kept = np.arange(bold.shape[1])
     while (flat := constant_regions(bold[:, kept])).size:
-        if not drop or flat.size == kept.size:
+        if not drop:
             raise _constant_error(name, kept[flat], labels)
+        if flat.size == kept.size:
+            raise ValueError(f"{name}: every region left {kept[:10].tolist()} is constant or "
+                             "near-constant over time: there is no signal to fit")
         kept = np.delete(kept, flat)
     return kept
 

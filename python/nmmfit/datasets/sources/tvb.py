@@ -64,27 +64,33 @@ def _tvb(name, n, title, parcellation, symmetric, description):
         has_lengths=True, description=description, extras=_EXTRAS, loader=_load_tvb))
 
 
-_tvb("hagmann66", 66, "Hagmann et al. 2008 connectome, 66 regions (tvb-data connectivity_66)",
+# One row per connectome: name, N, title, parcellation, SC symmetric, description.
+_CONNECTOMES = (
+    ("hagmann66", 66, "Hagmann et al. 2008 connectome, 66 regions (tvb-data connectivity_66)",
      "Hagmann 2008 / Desikan-based, 66 regions (33 per hemisphere, right first)", False,
      "The group DSI connectome of Hagmann et al. (2008) with 66 regions, the SC of Griffiths et "
      "al. (2022)'s synthetic experiments. Weights are nearly symmetric (|w - w.T| <= 2e-4 max) "
-     "with a non-zero diagonal for 61 regions, kept as shipped; tract_lengths in mm.")
-_tvb("tvb68", 68, "Desikan-Killiany connectome, 68 cortical regions (tvb-data connectivity_68)",
+     "with a non-zero diagonal for 61 regions, kept as shipped; tract_lengths in mm."),
+    ("tvb68", 68, "Desikan-Killiany connectome, 68 cortical regions (tvb-data connectivity_68)",
      "Desikan-Killiany, 68 cortical regions (34 per hemisphere, right first)", True,
-     "Symmetric weights (non-zero diagonal, kept as shipped) and tract lengths in mm.")
-_tvb("tvb76", 76, "TVB's default 76-region connectivity (tvb-data connectivity_76)",
+     "Symmetric weights (non-zero diagonal, kept as shipped) and tract lengths in mm."),
+    ("tvb76", 76, "TVB's default 76-region connectivity (tvb-data connectivity_76)",
      "TVB default 76 regions (38 per hemisphere, right first)", False,
      "Directed weights in [0, 3] (not symmetric, diagonal as shipped) in TVB's convention "
      "row = target, column = source; tract_lengths (mm) are given for most pairs, including "
-     "unconnected ones. extras['cortical'] marks all 76 regions cortical.")
-_tvb("tvb96", 96, "Kötter-Wanke regional map, 96 regions (tvb-data connectivity_96)",
+     "unconnected ones. extras['cortical'] marks all 76 regions cortical."),
+    ("tvb96", 96, "Kötter-Wanke regional map, 96 regions (tvb-data connectivity_96)",
      "Regional map (RM) of Kötter & Wanke 2005, 96 regions (48 per hemisphere, right first)",
      False,
      "Directed CoCoMac-derived weights (integer ranks 0-3, not symmetric, diagonal as shipped), "
      "row = target, column = source as TVB uses them; tract_lengths in mm; extras['cortical'] "
-     "marks 80 cortical regions.")
-_tvb("tvb192", 192, "TVB 192-region connectivity (tvb-data connectivity_192)",
+     "marks 80 cortical regions."),
+    ("tvb192", 192, "TVB 192-region connectivity (tvb-data connectivity_192)",
      "TVB 192 regions (96 per hemisphere, left first)", False,
      "Directed weights in [0, 3] (sparse, not symmetric, diagonal as shipped), row = target, "
      "column = source as TVB uses them; tract_lengths in mm; extras['cortical'] marks 76 "
-     "cortical regions.")
+     "cortical regions."),
+)
+
+for _row in _CONNECTOMES:
+    _tvb(*_row)
