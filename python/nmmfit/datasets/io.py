@@ -49,13 +49,15 @@ def load_arrays(sc, bold=None, lengths=None, tr=None, *, fc=None, labels=None,
         maps:    name -> ``[N]`` regional map (see :func:`check_maps`). Optional.
         node_groups: name -> ``[N]`` integer labels ``0..K-1`` (see :func:`check_node_groups`).
         drop_constant: drop BOLD's constant regions from every array (sc, lengths, fc, labels,
-                 maps, node groups), listed in ``meta["dropped_regions"]``, instead of refusing.
+                 maps, node groups; not ``extras``, carried as given), listed in
+                 ``meta["dropped_regions"]`` (index -> label), instead of refusing.
         name, subject, n_subjects, meta, extras: carried into the :class:`Subject`.
 
     Arrays may be numpy arrays, torch tensors or nested lists; they are copied to C-contiguous
     float64. Each error names the argument and what was expected.
     """
     bold_layout = check_choice("bold_layout", bold_layout, LAYOUTS)
+    drop_constant = check_bool("drop_constant", drop_constant)
     sc = check_matrix("sc", sc)
     n = sc.shape[0]
     lengths = None if lengths is None else check_matrix("lengths", lengths, n)
@@ -64,8 +66,7 @@ def load_arrays(sc, bold=None, lengths=None, tr=None, *, fc=None, labels=None,
     maps, node_groups = check_maps(maps, n), check_node_groups(node_groups, n)
     info = dict(meta or {})
     if bold is not None:
-        bold, report = check_bold(bold, n, labels=labels, layout=bold_layout,
-                                  drop_constant=check_bool("drop_constant", drop_constant))
+        bold, report = check_bold(bold, n, labels=labels, layout=bold_layout, drop_constant=drop_constant)
         if report.dropped:
             sc, lengths, labels, maps, node_groups, fc = _drop(
                 np.array(report.kept), sc, lengths, labels, maps, node_groups, fc)
