@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nmmfit import datasets as D
+from test_datasets import _write
 
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DOCUMENTED = (ValueError, TypeError, FileNotFoundError, D.DatasetNotInstalledError)
@@ -150,14 +151,7 @@ def test_corrupt_binary_files_fuzz(which, data):
        n=st.integers(1, 8), layout=st.sampled_from(["auto", "rows", "columns"]))
 def test_load_maps_fuzz(arr, fmt, n, layout):
     path = _tmpdir() / f"maps.{fmt}"
-    if fmt == "npy":
-        np.save(path, arr)
-    elif fmt == "npz":
-        np.savez(path, arr)
-    elif fmt == "mat":
-        scipy.io.savemat(path, {"m": arr})
-    else:
-        np.savetxt(path, arr.astype(np.float64), delimiter="," if fmt == "csv" else " ")
+    _write(path, arr, fmt)
     try:
         maps = D.load_maps(path, n, layout=layout)
     except Exception as exc:  # noqa: BLE001
