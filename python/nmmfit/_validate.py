@@ -63,6 +63,13 @@ def check_seed(name: str, value) -> int:
     return check_int(name, value, 0, SEED_LIMIT - 1)
 
 
+def check_bool(name: str, value) -> bool:
+    """``value`` must be a bool (numpy bools too); ints and strings are refused, since ``"no"`` is truthy."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def check_choice(name: str, value, choices: Iterable):
     """``value`` must be one of ``choices`` (compared with ==)."""
     choices = tuple(choices)
@@ -125,4 +132,4 @@ def _bounds(minimum, maximum) -> str:
     return ""
 
 
-__all__ = ["SEED_LIMIT", "check_int", "check_float", "check_seed", "check_choice", "check_names", "check_tensor"]
+__all__ = ["SEED_LIMIT", "check_int", "check_float", "check_seed", "check_bool", "check_choice", "check_names", "check_tensor"]
