@@ -73,7 +73,7 @@ def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):
             "--backend", BACKEND]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "train FC r" in text and "test FC r" in text and "wall time" in text
+    assert "train FC r" in text and "in-sample FC r" in text and "held-out FC r" in text and "wall time" in text
     for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png"):
         assert (out / f).exists(), f
     res = FitResult.load(out)
@@ -111,7 +111,7 @@ def test_demo_tiny(tmp_path, capsys):
                "--no-progress", "--backend", BACKEND])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "train FC r" in text and "test FC r" in text and "wall time" in text
+    assert "train FC r" in text and "in-sample FC r" in text and "held-out FC r" in text and "r(group FC, FC)" in text and "wall time" in text
     assert (tmp_path / "demo" / "fc.png").exists()
     rep = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert rep["restarts"] == 4 and len(rep["train_r"]) == 4
@@ -126,7 +126,7 @@ def test_recover_tiny(tmp_path, capsys):
                "--test-windows", "1", "--no-progress", "--backend", BACKEND])
     assert rc == 0
     text = capsys.readouterr().out
-    for name in ("g ", "g_EE", "g_IE", "g_EI", "test FC r"):
+    for name in ("g ", "g_EE", "g_IE", "g_EI", "in-sample FC r"):
         assert name in text
     rep = json.loads((tmp_path / "rec" / "report.json").read_text())
     assert rep["parameters"]["g"]["true"] == 100.0 and len(rep["parameters"]["g"]["recovered"]) == 2

@@ -88,6 +88,12 @@ def _common(p, *, epochs, epochs_help=None, mode="windowed", mode_help=None, lr=
     p.add_argument("--no-figures", action="store_true")
 
 
+HELDOUT_HELP = ("data the fit never sees, scored beside the baselines: 'session' (fit the first session, hold out "
+                "the second; datasets with two), 'half' (fit the first half of the run, hold out the second), "
+                "'none' (fit everything; in-sample scores only), 'auto' (session where there are two, else half; "
+                "default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -98,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="hcp_aal2")
     p.add_argument("--subject", default="0")
     p.add_argument("--frames", type=int, default=None, help="use only the first FRAMES frames")
+    p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
     p.add_argument("--fit-sigma", action="store_true",
                    help="also fit the state-noise std from the paper's 0.07 (default: fixed at 0.02)")
     p.add_argument("--restarts", type=int, default=4,
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=None, help="initial (or fixed) state-noise std")
     p.add_argument("--init", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="initial value of a parameter (natural units)")
+    p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
 
     p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
@@ -193,7 +201,7 @@ def _run(ex, args):
                   dtype=torch.float64 if args.float64 else torch.float32)
     if args.command == "demo":
         return ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
-                       fit_sigma=args.fit_sigma, restarts=args.restarts, **common)
+                       fit_sigma=args.fit_sigma, restarts=args.restarts, heldout=args.heldout, **common)
     if args.command == "recover":
         return ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
                           starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
@@ -211,7 +219,7 @@ def _run_fit(ex, args, common):
         return None
     model = dict(preset=args.preset, fit=args.fit, regional=args.regional or (),
                  gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init), frames=args.frames,
-                 resume=args.resume, restarts=args.restarts)
+                 resume=args.resume, restarts=args.restarts, heldout=args.heldout)
     if args.subjects is not None:
         if args.dataset is None or args.sc is not None:
             print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)

@@ -190,7 +190,7 @@ class RecoveryReport(Report):
         if self.coupling:
             lines.append("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in self.coupling["r"])
                          + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in self.coupling["rel_error"]))
-        lines.append(f"test FC r:  {_r(self.test_r)} (median {self.median_test_r:.3f}); the true parameters' "
+        lines.append(f"in-sample FC r (fresh run vs the synthetic data): {_r(self.test_r)} (median {self.median_test_r:.3f}); the true parameters' "
                      f"test r on the same protocol: {self.truth_test_r:.3f}")
         if self.scan:
             lines.append("objective scans (others at the truth), argmin: " + ", ".join(
