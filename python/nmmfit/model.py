@@ -126,6 +126,8 @@ class RWW(nn.Module):
         backend: ``"auto"`` (:func:`nmmfit.simulate`: the compiled kernels when built) or
             ``"reference"`` (:func:`nmmfit.simulate_ref`, pure PyTorch autograd).
         dtype: float32 (default, as the paper) or float64.
+        tr: the data's sampling period in seconds: BOLD is sampled every ``tr`` (the preset's
+            time step shrinks to divide it, :meth:`nmmfit.Preset.for_tr`); default the preset's.
     """
 
     def __init__(self, sc, *, preset=None, scheme=None, batch: int | None = None,
@@ -133,9 +135,11 @@ class RWW(nn.Module):
                  init: Mapping | None = None, fit_gains: bool | None = None, gain_init: float = 0.05,
                  sc_preprocess: str | None = None, output_noise: bool | None = None,
                  rng_by_stream: bool = False, seed: int = 0,
-                 stream=None, backend: str = "auto", dtype=torch.float32):
+                 stream=None, backend: str = "auto", dtype=torch.float32, tr: float | None = None):
         super().__init__()
         self.scheme: FitScheme = _resolve_scheme(scheme, preset)
+        if tr is not None:
+            self.scheme = self.scheme.replace(preset=self.scheme.preset.for_tr(tr))
         self.preset: Preset = self.scheme.preset
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
@@ -303,7 +307,8 @@ class RWW(nn.Module):
     # ------------------------------------------------------------------ config (for save/load)
     def config(self) -> dict:
         """JSON-serialisable constructor arguments (tensors excluded)."""
-        return dict(preset=self.preset.name, scheme=self.scheme.name, batch=self.B, fit=list(self.fitted),
+        return dict(preset=self.preset.name, scheme=self.scheme.name, tr=self.preset.tr * self.preset.time_unit,
+                    dt=self.preset.dt, batch=self.B, fit=list(self.fitted),
                     regional=list(self.regional), fit_gains=self.fit_gains,
                     sc_preprocess=self.sc_preprocess, output_noise=self.output_noise,
                     **({"rng_by_stream": True} if self.rng_by_stream else {}),

@@ -38,6 +38,7 @@ class Preset:
         bold_scale: BOLD = bold_scale * (k1 (1 - q) + k2 (1 - q/v) + k3 (1 - v)).
         tr: sample period in units of ``dt``; ``steps_per_sample = round(tr / dt)``.
         defaults: parameter values used where the caller gives none.
+        time_unit: seconds per unit of ``dt`` and ``tr`` (1 for griffiths2022, 1e-3 for deco2014).
     """
 
     name: str
@@ -52,6 +53,7 @@ class Preset:
     bold_scale: float
     tr: float
     defaults: dict = field(default_factory=dict)
+    time_unit: float = 1.0
 
     def __post_init__(self):
         for attr, allowed in (("coupling", COUPLINGS), ("current_squash", CURRENT_SQUASHES),
@@ -72,6 +74,23 @@ class Preset:
     def steps_per_sample(self) -> int:
         """Neural steps per BOLD sample: round(tr / dt) (never the floor the paper's code used)."""
         return max(1, round(self.tr / self.dt))
+
+    def for_tr(self, tr_seconds: float) -> "Preset":
+        """This preset sampled every ``tr_seconds`` (the data's TR): the time step becomes the
+        largest value <= ``dt`` that divides the TR into a whole number of hemodynamic periods (so a
+        BOLD sample falls exactly on a step), the hemodynamic step scaled alike. A TR the preset's
+        step already divides keeps ``dt``."""
+        tr = float(tr_seconds) / self.time_unit
+        if not (tr > 0 and tr < float("inf")):
+            raise ValueError(f"tr: expected a positive number of seconds, got {tr_seconds!r}")
+        if abs(tr - self.tr) <= 1e-9 * self.tr:
+            return self
+        period = self.dt * self.hemo_every
+        periods = max(1, -(-round(tr / period * 1e9) // 10**9))   # ceil, robust to the rounding of tr / period
+        dt = tr / (periods * self.hemo_every)
+        if abs(dt - self.dt) <= 1e-9 * self.dt:
+            return self.replace(tr=tr)
+        return self.replace(tr=tr, dt=dt, hemo_dt=self.hemo_dt * dt / self.dt)
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(tr=0.72 / ...)``."""
@@ -99,7 +118,7 @@ DECO2014 = Preset(
     name="deco2014", coupling="adjacency", current_squash="identity", rate="standard",
     state_bound="clamp01", hemo_bound=False, dt=0.1, hemo_dt=1e-3, hemo_every=10,
     bold_scale=100.0 * 0.02, tr=720.0,
-    defaults=dict(g=0.15 * 1.0, g_EE=1.4 * 0.15, g_IE=1.0, g_EI=0.15, I_0=0.382, sigma=0.01),
+    defaults=dict(g=0.15 * 1.0, g_EE=1.4 * 0.15, g_IE=1.0, g_EI=0.15, I_0=0.382, sigma=0.01), time_unit=1e-3,
 )
 
 PRESETS = {p.name: p for p in (GRIFFITHS2022, DECO2014)}

@@ -31,7 +31,7 @@ def _batched_init(inits: list, R: int) -> dict:
     return {k: torch.cat([rows(i[k]) for i in inits]) for k in inits[0]} if inits[0] else {}
 
 
-def _fit_batch(out, sc, bold, keys, *, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma, init, g_mean,
+def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma, init, g_mean,
                seed, backend, dtype, sc_preprocess, resume, progress, **fit_settings):
     """Fit the models of ``keys`` (per subject: ``(init_seed, streams [R])``, or ``(seed, None)``
     for the user's files, whose noise is keyed by position) on ``sc # [N, N] | [B, N, N]`` and
@@ -41,7 +41,7 @@ def _fit_batch(out, sc, bold, keys, *, heldout, group_fc, restarts: int, preset,
     streams = [s for _, s in keys]
     rng = {} if streams[0] is None else dict(stream=torch.cat(streams), rng_by_stream=True)
     model = RWW(sc, preset=preset, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
-                fit_gains=gains, seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, **rng)
+                fit_gains=gains, seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, tr=tr, **rng)
     return run_fit(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume, progress=progress, save_result=False,
                    **fit_settings)
 
@@ -71,7 +71,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     bold, held, protocol = split_data(subj, dataset, subject, heldout, frames)
     group = group_fc_for(dataset, subj.subject) if sc_path is None else None
     keys = [subject_keys(dataset, subj.subject, seed, restarts) if sc_path is None else (seed, None)]
-    res = _fit_batch(out, subj.sc, bold, keys, heldout=held, group_fc=group, restarts=restarts, preset=preset, fit=fit, regional=regional,
+    res = _fit_batch(out, subj.sc, bold, keys, tr=subj.tr, heldout=held, group_fc=group, restarts=restarts, preset=preset, fit=fit, regional=regional,
                      gains=gains, sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
@@ -105,9 +105,10 @@ def _cohort_data(dataset: str, subjects: Sequence, frames: int | None, R: int, h
     subs = [datasets.load(dataset, subject=s) for s in subjects]
     if any(sj.bold is None for sj in subs):
         raise ValueError(f"{dataset}: has no BOLD to fit")
-    Ns = {sj.N for sj in subs}
-    if len(Ns) != 1:
-        raise ValueError(f"{dataset}: the subjects have different region counts {sorted(Ns)}")
+    Ns, TRs = {sj.N for sj in subs}, {sj.tr for sj in subs}
+    if len(Ns) != 1 or len(TRs) != 1:
+        raise ValueError(f"{dataset}: the subjects differ in region count {sorted(Ns)} or TR {sorted(TRs)}; "
+                         f"fit them in separate batches")
     T = min(len(sj.bold) for sj in subs)
     if frames is not None:
         T = min(T, int(frames))
@@ -169,7 +170,7 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
     subs, sc, bold, held, group, protocol = _cohort_data(dataset, subjects, frames, R, heldout)
     T = bold.shape[1]
     keys = [subject_keys(dataset, sj.subject, seed, R) for sj in subs]
-    res = _fit_batch(out, sc, bold, keys, heldout=held, group_fc=group, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
+    res = _fit_batch(out, sc, bold, keys, tr=subs[0].tr, heldout=held, group_fc=group, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
                      sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
