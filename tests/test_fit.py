@@ -6,23 +6,20 @@ import pytest
 import torch
 
 import nmmfit
-from nmmfit.fit import CHECKPOINT, FitDivergedError, fit, prepare_bold
+from nmmfit.fit import CHECKPOINT, FitDivergedError, FitResult, fit, prepare_bold
 from nmmfit.fit.checkpoint import load_checkpoint
 from nmmfit.model import RWW
 from nmmfit.presets import DECO2014
-from nmmfit.fit import FitResult
 
 BACKEND = os.environ.get("NMMFIT_TEST_BACKEND", "auto")
 N = 5
 TRUTH = dict(g=100.0, g_EE=3.5, g_IE=0.42, g_EI=0.42, sigma=0.02, sigma_out=0.02)
-
 
 def _sc(seed=0):
     rng = np.random.default_rng(seed)
     sc = rng.uniform(0, 1, (N, N))
     sc[rng.uniform(size=(N, N)) < 0.2] = 0
     return sc
-
 
 @pytest.fixture(scope="module")
 def synthetic():
@@ -32,13 +29,11 @@ def synthetic():
         out = gen(45, gen.initial_state(seed=9), 0)
     return out.bold[0, 5:].double().numpy()
 
-
 def _model(B=1, **kw):
     init = dict(g=torch.linspace(90, 110, B).double(), g_EE=2.5, g_IE=0.101, g_EI=0.101, sigma=0.02)
     kw.setdefault("fit", ("g", "g_EE", "g_IE", "g_EI", "sigma_out"))
     kw.setdefault("seed", 0)
     return RWW(_sc(), batch=B, init=init, backend=BACKEND, **kw)
-
 
 def _fit(model, bold, **kw):
     kw.setdefault("epochs", 2)
@@ -47,7 +42,6 @@ def _fit(model, bold, **kw):
     kw.setdefault("burn_in_windows", 1)
     kw.setdefault("progress", False)
     return fit(model, bold, **kw)
-
 
 def test_tiny_fit_reduces_loss_and_records_history(synthetic):
     m = _model(B=2)
@@ -67,7 +61,6 @@ def test_tiny_fit_reduces_loss_and_records_history(synthetic):
     assert res.W.shape == (2, N, N) and res.gains.shape == (2, N, N)
     assert res.wall_time >= res.train_time > 0 and res.epochs_completed == 3
 
-
 def test_full_session_mode_and_per_subject_data(synthetic):
     other = synthetic + np.random.default_rng(1).normal(0, synthetic.std(), synthetic.shape)
     bold = np.stack([synthetic, other])                          # [B, T, N], one run per model
@@ -78,13 +71,11 @@ def test_full_session_mode_and_per_subject_data(synthetic):
     assert not np.allclose(res.emp_fc[0], res.emp_fc[1])          # each model saw its own run
     assert res.history["loss"][-1].mean() < res.history["loss"][0].mean()
 
-
 def test_regional_parameters_and_fixed_gains(synthetic):
     m = _model(B=1, regional=("g_EE",), fit_gains=False)
     res = _fit(m, synthetic.T.copy(), epochs=1)                   # regions x frames is recognised
     assert res.history["param.g_EE"].shape == (4, 1, N)
     assert res.fitted["g_EE"].shape == (1, N) and res.gains is None
-
 
 def test_reproducible_from_seed(synthetic):
     a = _fit(_model(), synthetic, seed=7)
@@ -93,7 +84,6 @@ def test_reproducible_from_seed(synthetic):
     np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
     np.testing.assert_array_equal(a.test_bold, b.test_bold)
     assert not np.array_equal(a.history["loss"], c.history["loss"])
-
 
 def test_save_load_round_trip(synthetic, tmp_path):
     res = _fit(_model(B=2, regional=("g_IE",)), synthetic)
@@ -109,7 +99,6 @@ def test_save_load_round_trip(synthetic, tmp_path):
         np.testing.assert_array_equal(getattr(back, k), getattr(res, k))
     with pytest.raises(FileNotFoundError, match="result.json"):
         FitResult.load(tmp_path / "nothing")
-
 
 def test_resume_after_interruption_equals_continuing(synthetic, tmp_path):
     full = _fit(_model(B=2), synthetic, epochs=3, out_dir=tmp_path / "a")
@@ -140,7 +129,6 @@ def test_resume_after_interruption_equals_continuing(synthetic, tmp_path):
     with pytest.raises(ValueError, match="different settings"):
         _fit(_model(B=2), synthetic, epochs=4, out_dir=tmp_path / "a", resume=True, lr=0.02)
 
-
 def test_bad_inputs(synthetic):
     m = _model()
     bad = synthetic.copy()
@@ -160,7 +148,6 @@ def test_bad_inputs(synthetic):
     with pytest.raises(ValueError, match="scale"):
         prepare_bold(synthetic, m, scale="minmax")
 
-
 def test_unstable_parameters_raise_naming_epoch_and_window_and_keep_checkpoint(tmp_path):
     preset = DECO2014.replace(tr=2.0)                  # 20 neural steps per sample: a fast test
     rng = np.random.default_rng(0)
@@ -175,7 +162,6 @@ def test_unstable_parameters_raise_naming_epoch_and_window_and_keep_checkpoint(t
         _fit(m, bold, epochs=3, window=5, out_dir=tmp_path, callback=blow_up, test=False)
     ck = load_checkpoint(tmp_path / CHECKPOINT)
     assert ck["epoch"] == 1
-
 
 def test_full_mode_lbfgs_common_random_numbers(synthetic):
     from nmmfit.losses import moments_objective
@@ -195,7 +181,6 @@ def test_full_mode_lbfgs_common_random_numbers(synthetic):
     with pytest.raises(ValueError, match="optimizer"):
         _fit(_model(), synthetic, optimizer="sgd")
 
-
 def test_adam_betas_and_lr_decay(synthetic):
     res = _fit(_model(fit_gains=False), synthetic, mode="full", epochs=3, lr_final=0.1, betas=(0.9, 0.99),
                sim_frames=60)
@@ -203,7 +188,6 @@ def test_adam_betas_and_lr_decay(synthetic):
     assert res.history["loss"].shape == (3, 1)
     with pytest.raises(ValueError, match="lr_final"):
         _fit(_model(), synthetic, lr_final=0.0)
-
 
 def test_local_inputs_common_random_numbers_and_direction():
     from nmmfit.experiments import local_inputs
@@ -216,3 +200,22 @@ def test_local_inputs_common_random_numbers_and_direction():
     assert d["E_mean"][2] > d["E_mean"][0]             # more local excitation, more excitatory gating
     g_EE, g_IE = np.asarray(vals["g_EE"]), np.asarray(vals["g_IE"])
     np.testing.assert_allclose(d["local_input"], g_EE * d["E_mean"] - g_IE * d["I_mean"], rtol=1e-9)
+
+def test_result_exports_tidy_tables_with_labels_and_provenance(synthetic, tmp_path):
+    import csv
+    import json
+
+    m = _model(B=2)
+    res = _fit(m, synthetic, epochs=1, heldout=synthetic[::-1].copy())
+    res.extra["labels"] = [f"R{i}" for i in range(N)]
+    res.save(tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "fitted.csv")))
+    g = [r for r in rows if r["parameter"] == "g"]
+    assert [float(r["value"]) for r in g] == pytest.approx(list(res.fitted["g"]))
+    scores = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    held = [r for r in scores if r["score"] == "heldout_r"]
+    assert [r["kind"] for r in held] == ["held-out", "held-out"]
+    assert [float(r["value"]) for r in held] == pytest.approx(list(res.heldout_r))
+    prov = json.loads((tmp_path / "result.json").read_text())["provenance"]
+    assert prov["torch"] == torch.__version__ and "date" in prov and "build" in prov
+    assert len(repr(res)) < 300

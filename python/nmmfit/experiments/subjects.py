@@ -76,7 +76,8 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                      sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
-    res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol)
+    res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol,
+                     labels=None if subj.labels is None else list(subj.labels))
     res.save(out)
     figs = []
     if figures:
@@ -176,7 +177,8 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
     ids = [str(sj.subject) for sj in subs]
-    res.extra.update(dataset=dataset, subjects=ids, restarts=R, tr=subs[0].tr, n_frames=int(T), protocol=protocol)
+    res.extra.update(dataset=dataset, subjects=ids, restarts=R, tr=subs[0].tr, n_frames=int(T), protocol=protocol,
+                     labels=None if subs[0].labels is None else list(subs[0].labels))
     res.save(out)
     rows = _per_subject(res, ids, R)
     figs = _cohort_figures(res, out, dataset, rows) if figures else []

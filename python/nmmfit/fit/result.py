@@ -6,8 +6,12 @@ them back.
 """
 from __future__ import annotations
 
+import csv
+import datetime
 import json
 import os
+import platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +19,29 @@ import numpy as np
 
 RESULT_JSON = "result.json"
 RESULT_NPZ = "result.npz"
+FITTED_CSV = "fitted.csv"
+SCORES_CSV = "scores.csv"
+
+
+def provenance() -> dict:
+    """Where a result came from: package, torch and build, platform, command line, UTC time."""
+    import torch
+
+    from .. import __version__
+    from .._ext import build_info
+
+    return dict(nmmfit=__version__, torch=torch.__version__, build=build_info(), python=platform.python_version(),
+                platform=platform.platform(), command=" ".join(sys.argv),
+                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _write_csv(path: Path, rows: list) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["model"])
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _jsonable(v):
@@ -137,7 +164,7 @@ class FitResult:
                     train_r=self.train_r, test_r=self.test_r, heldout_r=self.heldout_r, baselines=self.baselines,
                     wall_time=self.wall_time,
                     train_time=self.train_time, epochs_completed=self.epochs_completed,
-                    extra=self.extra, format=1)
+                    extra=self.extra, provenance=self.extra.get("provenance") or provenance(), format=1)
         arrays = {f"history/{k}": np.asarray(v) for k, v in self.history.items()}
         arrays.update({f"fitted/{k}": np.asarray(v) for k, v in self.fitted.items()})
         arrays.update({f"fitted_hyper/{k}": np.asarray(v) for k, v in self.fitted_hyper.items()})
@@ -152,7 +179,37 @@ class FitResult:
         tmp_json = out / (RESULT_JSON + ".tmp")
         tmp_json.write_text(json.dumps(_jsonable(meta), indent=2))
         os.replace(tmp_json, out / RESULT_JSON)
+        _write_csv(out / FITTED_CSV, self.fitted_table())
+        _write_csv(out / SCORES_CSV, self.scores_table())
         return out
+
+    def _labels(self) -> list:
+        N = int(self.config.get("N", np.shape(self.emp_fc)[-1]))
+        labels = self.extra.get("labels")
+        return list(labels) if labels is not None and len(labels) == N else [f"region{i}" for i in range(N)]
+
+    def fitted_table(self) -> list:
+        """Tidy rows (one per model, parameter and region; ``region`` empty for a global value):
+        ``model, parameter, region, label, value``, ready for ``pandas.DataFrame(rows)`` or CSV
+        (``fitted.csv`` beside the result)."""
+        labels, rows = self._labels(), []
+        for name, v in self.fitted.items():
+            v = np.asarray(v, dtype=float)
+            for b in range(v.shape[0]):
+                if v.ndim == 1:
+                    rows.append(dict(model=b, parameter=name, region="", label="", value=float(v[b])))
+                else:
+                    rows += [dict(model=b, parameter=name, region=i, label=labels[i], value=float(x))
+                             for i, x in enumerate(v[b])]
+        return rows
+
+    def scores_table(self) -> list:
+        """Tidy rows ``model, score, kind, value`` (kind: in-sample, held-out, baseline)
+        (``scores.csv`` beside the result)."""
+        kind = {"train_r": "in-sample", "test_r": "in-sample", "heldout_r": "held-out"}
+        keys = {label: k for k, label in self.SCORE_LABELS.items()}
+        return [dict(model=b, score=keys[label], kind=kind.get(keys[label], "baseline"), label=label, value=v)
+                for b in range(int(self.config.get("B", 1))) for label, v in self.scores(b).items()]
 
     @classmethod
     def load(cls, out_dir) -> "FitResult":
