@@ -90,7 +90,7 @@ def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):
 def test_fit_options_and_errors(files, tmp_path, capsys):
     out = tmp_path / "fit2"
     rc = main(["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(out),
-               "--epochs", "1", "--window", "20", "--test-windows", "1", "--mode", "full", "--no-gains",
+               "--epochs", "1", "--restarts", "1", "--window", "20", "--test-windows", "1", "--mode", "full", "--no-gains",
                "--fit", "g,g_EE", "--regional", "g_EE", "--lr-scale", "g=10", "--no-figures", "--no-progress",
                "--backend", BACKEND])
     assert rc == 0

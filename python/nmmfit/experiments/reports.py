@@ -60,6 +60,7 @@ class SubjectFitReport(Report):
     fitted: dict
     wall_time: float
     fit_wall_time: float
+    warnings: list = field(default_factory=list)
     figures: list = field(default_factory=list)
     out: str = ""
 
@@ -72,7 +73,7 @@ class SubjectFitReport(Report):
                  + (f"  (best by train FC r: restart {b})" if self.restarts > 1 else ""),
                  f"held-out FC r per restart: {_r(self.heldout_r)}",
                  f"restart {b}:", *_score_lines(self.scores),
-                 f"fitted (restart {b}): {_values(self.fitted)}",
+                 f"fitted (restart {b}): {_values(self.fitted)}", *[f"warning: {w}" for w in self.warnings],
                   f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
         return "\n".join(lines)
 
@@ -105,7 +106,7 @@ class CohortFitReport(Report):
                  f"protocol: {self.protocol}; per subject its best restart by train FC r"]
         for row in self.per_subject:
             lines.append(f"  subject {row['subject']} (restart {row['best_restart']}): {_values(row['fitted'])}")
-            lines += ["  " + x for x in _score_lines(row["scores"])]
+            lines += ["  " + x for x in _score_lines(row["scores"])] + [f"    warning: {w}" for w in row["warnings"]]
         lines.append(f"wall time: {self.wall_time:.1f} s ({self.wall_time_per_subject:.1f} s per subject); "
                      f"results in {self.out}")
         return "\n".join(lines)

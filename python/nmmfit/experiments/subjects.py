@@ -5,6 +5,7 @@ One pipeline serves all three: initial values and noise keyed by subject (:mod:`
 batched :class:`nmmfit.RWW`, :func:`nmmfit.fit`, then a typed report (:mod:`.reports`)."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -18,8 +19,35 @@ from ..model import RWW
 from .protocol import DEMO_FIT, default_demo_epochs, group_fc_for, init_for, load_subject, split_data, subject_keys
 from .reports import CohortFitReport, SubjectFitReport
 
+log = logging.getLogger("nmmfit")
+
 DEMO_RESTARTS = 4
 """Random restarts the demo fits together (one batch; the reported model is the best by train FC r)."""
+
+
+TRAP_R = 0.1
+"""A restart whose train FC r stays below this has fallen into the output-noise trap (see :func:`demo`)."""
+
+
+def fit_warnings(res, index: int, restarts: slice) -> list:
+    """Warnings for the model reported at ``index`` (of the restarts in ``restarts``): restarts in
+    the output-noise trap, and a reported fit no better than the connectome alone (its train or
+    held-out FC r below r(SC, FC))."""
+    out = []
+    if res.train_r is None:
+        return out
+    r = np.asarray(res.train_r)[restarts]
+    trapped = int((r < TRAP_R).sum())
+    if trapped:
+        out.append(f"{trapped} of {len(r)} restart(s) ended at train FC r < {TRAP_R} (the output-noise trap); "
+                   f"the best by train FC r is reported" + ("" if trapped < len(r) else ": all failed, refit with "
+                                                           "more --restarts or another --seed"))
+    sc_fc = res.baselines.get("sc_fc")
+    for name, v in (("train", res.train_r), ("held-out", res.heldout_r)):
+        if v is not None and sc_fc is not None and v[index] <= sc_fc[index]:
+            out.append(f"the reported {name} FC r {v[index]:.3f} is no better than the connectome alone "
+                       f"(r(SC, FC) = {sc_fc[index]:.3f}): this fit explains nothing beyond the SC")
+    return out
 
 
 def _batched_init(inits: list, R: int) -> dict:
@@ -47,7 +75,7 @@ def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, pre
 
 
 def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=None, bold_path=None, tr=None,
-                bold_layout="auto", preset="griffiths2022", restarts: int = 1, epochs: int = 20,
+                bold_layout="auto", preset="griffiths2022", restarts: int = DEMO_RESTARTS, epochs: int = 20,
                 window: int = 20, mode: str = "windowed", lr: float = 0.01, fit: Sequence[str] | None = None,
                 regional: Sequence[str] = (), gains: bool | None = None, sigma: float | None = None,
                 init: Mapping | None = None, g_mean: float = 80.0, frames: int | None = None,
@@ -85,6 +113,9 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
 
         figs = [str(p) for p in plot_result(res, out, emp_bold=np.asarray(bold) / np.max(bold))]
     b = res.best()
+    warnings = fit_warnings(res, b, slice(None))
+    for w in warnings:
+        log.warning("%s subject %s: %s", subj.name, subj.subject, w)
     report = SubjectFitReport(
         command=command, dataset=subj.name, subject=str(subj.subject), N=int(subj.N), frames=int(len(bold)),
         restarts=restarts, epochs=res.epochs_completed, mode=mode, scheme=res.config["model"]["scheme"],
@@ -92,7 +123,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
         test_r=None if res.test_r is None else res.test_r.tolist(),
         heldout_r=None if res.heldout_r is None else res.heldout_r.tolist(), best=b, protocol=protocol,
         scores=res.scores(b),
-        fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()},
+        fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}, warnings=warnings,
         wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out))
     report.save(out / "report.json")
     return report
@@ -135,7 +166,8 @@ def _per_subject(res, ids: list, R: int) -> list:
         rows.append(dict(subject=sid, best_restart=b - s * R, index=b,
                          train_r=float(res.train_r[b]) if res.train_r is not None else None,
                          test_r=float(res.test_r[b]) if res.test_r is not None else None,
-                         scores=res.scores(b), fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}))
+                         scores=res.scores(b), warnings=fit_warnings(res, b, slice(s * R, (s + 1) * R)),
+                         fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}))
     return rows
 
 
@@ -157,7 +189,7 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
                  frames: int | None = None, test_windows="data", average_last: int = 100, seed: int = 0,
                  backend: str = "auto", lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
                  resume: bool = False, progress: bool = True, dtype=torch.float32, figures: bool = True,
-                 restarts: int = 1, heldout: str = "auto") -> CohortFitReport:
+                 restarts: int = DEMO_RESTARTS, heldout: str = "auto") -> CohortFitReport:
     """Fit several subjects of a dataset batched in one model: B = len(subjects) * restarts
     (subject-major), each model with its subject's SC and BOLD, its own initial values (drawn per
     subject from ``(seed, subject)``) and its own noise (keyed by the subject's index in the dataset
