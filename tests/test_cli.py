@@ -190,3 +190,13 @@ def test_fit_several_subjects_batched(tmp_path, capsys):
     assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "0", "--out",
                  str(tmp_path / "x")] + small) == 1
     assert "restarts: expected an int >= 1" in capsys.readouterr().err
+
+
+def test_without_matplotlib_results_are_written_and_figures_skipped(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from nmmfit.cli import main\n"
+            f"sys.exit(main(['simulate', '--dataset', 'hagmann66', '--frames', '12', '--out', r'{tmp_path / 's.npz'}']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "matplotlib is not installed" in r.stderr and (tmp_path / "s.npz").exists()
+    assert not (tmp_path / "s.fc.png").exists()

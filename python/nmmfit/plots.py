@@ -44,27 +44,62 @@ def _tri(m):
     return m[..., i, j]
 
 
-def plot_fc(emp_fc, sim_fc, path, *, title="", sim_label="simulated"):
-    """Empirical and simulated FC side by side, and a scatter of their lower triangles
-    (``emp_fc=None``: the simulated FC alone)."""
+def _fc_panel(fig, a, m, title):
+    cmap = __import__("matplotlib").colormaps["RdBu_r"].copy()
+    cmap.set_bad("0.85")                               # the diagonal (undefined) is drawn grey, not as 0
+    im = a.imshow(np.ma.masked_invalid(_offdiag(m)), cmap=cmap, vmin=-1, vmax=1)
+    a.set_title(title)
+    a.set_xlabel("region")
+    a.set_ylabel("region")
+    fig.colorbar(im, ax=a, fraction=0.046, pad=0.04, label="Pearson r")
+
+
+def plot_fc(emp_fc, sim_fc, path, *, title="", sim_label="simulated", heldout_fc=None, emp_label="empirical"):
+    """Empirical (and held-out) FC beside the simulated FC, and scatters of their lower triangles
+    with r in-sample and held-out (``emp_fc=None``: the simulated FC alone)."""
     plt = _plt()
     if emp_fc is None:
         fig, a = plt.subplots(1, 1, figsize=(5, 4))
-        im = a.imshow(_offdiag(sim_fc), cmap="RdBu_r", vmin=-1, vmax=1)
-        a.set_title(f"{sim_label} FC" + (f" - {title}" if title else ""))
-        fig.colorbar(im, ax=a, fraction=0.046, pad=0.04)
+        _fc_panel(fig, a, sim_fc, f"{sim_label} FC" + (f" - {title}" if title else ""))
         return _save(fig, path)
-    emp_fc, sim_fc = np.asarray(emp_fc), np.asarray(sim_fc)
-    r = np.corrcoef(_tri(emp_fc), _tri(sim_fc))[0, 1]
-    fig, ax = plt.subplots(1, 3, figsize=(13, 4))
-    for a, m, t in ((ax[0], emp_fc, "empirical FC"), (ax[1], sim_fc, f"{sim_label} FC")):
-        im = a.imshow(_offdiag(m), cmap="RdBu_r", vmin=-1, vmax=1)
-        a.set_title(t)
-        fig.colorbar(im, ax=a, fraction=0.046, pad=0.04)
-    ax[2].scatter(_tri(emp_fc), _tri(sim_fc), s=3, alpha=0.4)
-    ax[2].set_xlabel("empirical FC")
-    ax[2].set_ylabel(f"{sim_label} FC")
-    ax[2].set_title(f"r = {r:.3f}")
+    mats = [(emp_fc, f"{emp_label} FC (fitted)")] + ([(heldout_fc, f"{emp_label} FC (held out)")]
+                                                     if heldout_fc is not None else []) + [(sim_fc, f"{sim_label} FC")]
+    fig, ax = plt.subplots(1, len(mats) + 1, figsize=(4.4 * (len(mats) + 1), 4))
+    for a, (m, t) in zip(ax, mats):
+        _fc_panel(fig, a, np.asarray(m), t)
+    sim = _tri(np.asarray(sim_fc))
+    for m, label, marker in ((emp_fc, "fitted data (in-sample)", "o"), (heldout_fc, "held-out data", "x")):
+        if m is not None:
+            r = np.corrcoef(_tri(np.asarray(m)), sim)[0, 1]
+            ax[-1].scatter(_tri(np.asarray(m)), sim, s=3, alpha=0.35, marker=marker, label=f"{label}: r = {r:.3f}")
+    ax[-1].set_xlabel(f"{emp_label} FC (Pearson r)")
+    ax[-1].set_ylabel(f"{sim_label} FC (Pearson r)")
+    ax[-1].legend(fontsize=7, loc="upper left")
+    return _save(fig, path, title)
+
+
+def plot_regional(fitted: dict, path, *, b: int = 0, labels=None, title=""):
+    """Every regional parameter of model ``b`` per region (bars, in region order) with its mean,
+    and sorted (to show the spread); ``labels`` names the regions."""
+    plt = _plt()
+    names = [k for k, v in fitted.items() if np.ndim(v) == 2]
+    if not names:
+        return None
+    fig, axes = plt.subplots(len(names), 2, figsize=(14, 2.8 * len(names)), squeeze=False,
+                             gridspec_kw=dict(width_ratios=(3, 1)))
+    for (a, s), name in zip(axes, names):
+        v = np.asarray(fitted[name], dtype=float)[b]
+        a.bar(np.arange(len(v)), v, width=0.8)
+        a.axhline(v.mean(), color="k", ls="--", lw=1, label=f"mean {v.mean():.4g}")
+        a.set_ylabel(name)
+        a.legend(fontsize=7, loc="upper right")
+        if labels is not None and len(labels) == len(v) and len(v) <= 120:
+            a.set_xticks(np.arange(len(v)), labels, rotation=90, fontsize=5)
+        else:
+            a.set_xlabel("region")
+        s.plot(np.sort(v), marker=".", lw=0.8)
+        s.set_xlabel("rank")
+        s.set_title(f"{name}, sorted")
     return _save(fig, path, title)
 
 
@@ -81,15 +116,19 @@ def plot_losses(history, path, *, b=None, title=""):
     sel = slice(None) if b is None else slice(b, b + 1)
     for a, key in zip(axes, ["loss"] + terms):
         v = np.asarray(history[key])
-        a.plot(v[:, sel], lw=0.8)
+        lines = a.plot(v[:, sel], lw=0.8)
         a.set_title(key)
         a.set_xlabel("update")
+        a.set_ylabel("loss (weighted term)" if key != "loss" else "total loss")
+    if v.shape[1] > 1 and b is None:
+        axes[0].legend(lines, [f"model {i}" for i in range(v.shape[1])], fontsize=6, loc="upper right")
     a = axes[1 + len(terms)]
     r = np.asarray(history.get("epoch_train_r", np.zeros((0, 1))))
     if len(r):
         a.plot(np.arange(1, len(r) + 1), r[:, sel], marker="o")
-    a.set_title("train FC r per epoch")
+    a.set_title("train FC r per epoch (in-sample)")
     a.set_xlabel("epoch")
+    a.set_ylabel("FC r")
     for a in axes[n:]:
         a.axis("off")
     return _save(fig, path, title)
@@ -109,13 +148,17 @@ def plot_params(history, path, *, truth=None, b=None, title=""):
     sel = slice(None) if b is None else slice(b, b + 1)
     for a, key in zip(axes, keys):
         v = np.asarray(history[key])
-        if v.ndim == 3:
+        regional = v.ndim == 3
+        if regional:
             v = v.mean(-1)
         a.plot(v[:, sel], lw=0.8)
         name = key.split(".", 1)[-1]
         if truth and name in truth:
-            a.axhline(float(np.mean(truth[name])), color="k", ls="--", lw=1)
-        a.set_title(key)
+            a.axhline(float(np.mean(truth[name])), color="k", ls="--", lw=1, label="truth")
+            a.legend(fontsize=6)
+        kind = "fitted parameter" if key.startswith("param.") else "loss hyper-parameter (unconstrained)"
+        a.set_title(f"{name}" + (" (mean over regions)" if regional else ""), fontsize=9)
+        a.set_ylabel(kind, fontsize=7)
         a.set_xlabel("update")
     for a in axes[len(keys):]:
         a.axis("off")
@@ -152,9 +195,9 @@ def plot_bold(emp, sim, path, *, regions=(0, 1, 2, 3), title=""):
     for a, r in zip(axes[:, 0], regions):
         a.plot(z(emp[:, r]), lw=0.7, label="empirical")
         a.plot(z(sim[:, r]), lw=0.7, label="simulated")
-        a.set_ylabel(f"region {r}")
+        a.set_ylabel(f"region {r}\n(z-scored)")
     axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("frame")
+    axes[-1, 0].set_xlabel("frame (one per TR)")
     return _save(fig, path, title)
 
 
@@ -273,10 +316,15 @@ def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix=""
     out.mkdir(parents=True, exist_ok=True)
     b = result.best() if b is None else b
     paths = []
-    sim_fc, label = (result.test_fc, "test") if result.test_fc is not None else (result.train_fc, "train")
+    sim_fc, label = (result.test_fc, "fresh run") if result.test_fc is not None else (result.train_fc, "last epoch")
+    emp_label = "synthetic" if truth is not None else "empirical"
     if sim_fc is not None:
+        held = None if result.heldout_fc is None else result.heldout_fc[b]
         paths.append(plot_fc(result.emp_fc[b], sim_fc[b], out / f"{prefix}fc.png", sim_label=f"simulated ({label})",
-                             title=f"model {b}"))
+                             title=f"model {b}", heldout_fc=held, emp_label=emp_label))
+    regional = plot_regional(result.fitted, out / f"{prefix}regional.png", b=b, labels=result.extra.get("labels"),
+                             title=f"model {b}: regional parameters")
+    paths += [regional] if regional is not None else []
     paths.append(plot_losses(result.history, out / f"{prefix}loss.png"))
     paths.append(plot_params(result.history, out / f"{prefix}params.png", truth=truth))
     if result.gains is not None:
@@ -290,4 +338,4 @@ def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix=""
 
 
 __all__ = ["plot_fc", "plot_losses", "plot_params", "plot_sc", "plot_bold", "plot_recovery", "plot_landscape",
-           "plot_profiles", "plot_result"]
+           "plot_profiles", "plot_result", "plot_regional"]

@@ -3,6 +3,7 @@ the scheme, parsing subject lists, and writing JSON."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Mapping
 
@@ -133,3 +134,17 @@ def group_fc_for(dataset: str | None, subject_id: str) -> np.ndarray | None:
     fcs = [datasets.load(dataset, subject=s).fc for s in others]
     fcs = [f for f in fcs if f is not None]
     return np.mean(fcs, axis=0) if fcs else None
+
+
+def figures_enabled(figures: bool) -> bool:
+    """``figures`` unless matplotlib is missing: then the results are still written, the figures
+    skipped with one warning (``pip install matplotlib`` adds them)."""
+    if not figures:
+        return False
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logging.getLogger("nmmfit").warning("matplotlib is not installed: results written without figures "
+                                            "(pip install matplotlib)")
+        return False
+    return True

@@ -59,7 +59,7 @@ from ..params.schemes import SYNTHETIC_TRUTH
 from ..rng import derive_seed
 from ..stats.fc import fc_correlation, pearson
 from .landscape import landscape, profile as run_profile
-from .protocol import DEMO_FIT
+from .protocol import DEMO_FIT, figures_enabled
 from .reports import RecoveryReport
 
 RECOVER_NAMES = ("g", "g_EE", "g_IE", "g_EI")
@@ -268,6 +268,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
     subj = datasets.load(dataset, subject=subject)
     truth = dict(SYNTHETIC_TRUTH, **dict(truth or {}))
     sim_kw = dict(seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess)
+    figures = figures_enabled(figures)
     bold = _synthetic_bold(subj, truth, frames, seed, backend, dtype, sc_preprocess)
     np.savez_compressed(out / "synthetic.npz", bold=bold, sc=subj.sc, **{f"truth_{k}": v for k, v in truth.items()})
     fit = tuple(fit)

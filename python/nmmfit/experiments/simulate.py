@@ -12,7 +12,7 @@ from ..model import RWW
 from ..params.schemes import MODEL_PARAM_NAMES, get_scheme
 from ..rng import derive_seed
 from ..stats.fc import fc_matrix, lower_tri, pearson
-from .protocol import load_subject
+from .protocol import figures_enabled, load_subject
 from .reports import SimulationReport
 
 
@@ -68,7 +68,7 @@ def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="gr
                               seed=seed, wall_time=time.perf_counter() - t0)
     if subj.fc is not None and subj.bold is not None:
         report.fc_r_vs_empirical = float(pearson(lower_tri(torch.as_tensor(fc)), lower_tri(torch.as_tensor(subj.fc))))
-    if figures:
+    if figures_enabled(figures):
         from ..plots import plot_fc
 
         report.figures = [str(plot_fc(subj.fc, fc, path.with_suffix(".fc.png"), sim_label="simulated"))]

@@ -16,7 +16,8 @@ import torch
 from .._validate import check_int
 from ..fit import fit as run_fit
 from ..model import RWW
-from .protocol import DEMO_FIT, default_demo_epochs, group_fc_for, init_for, load_subject, split_data, subject_keys
+from .protocol import (DEMO_FIT, default_demo_epochs, figures_enabled, group_fc_for, init_for, load_subject,
+                       split_data, subject_keys)
 from .reports import CohortFitReport, SubjectFitReport
 
 log = logging.getLogger("nmmfit")
@@ -108,7 +109,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                      labels=None if subj.labels is None else list(subj.labels))
     res.save(out)
     figs = []
-    if figures:
+    if figures_enabled(figures):
         from ..plots import plot_result
 
         figs = [str(p) for p in plot_result(res, out, emp_bold=np.asarray(bold) / np.max(bold))]
@@ -213,7 +214,7 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
                      labels=None if subs[0].labels is None else list(subs[0].labels))
     res.save(out)
     rows = _per_subject(res, ids, R)
-    figs = _cohort_figures(res, out, dataset, rows) if figures else []
+    figs = _cohort_figures(res, out, dataset, rows) if figures_enabled(figures) else []
     wall = time.perf_counter() - t0
     report = CohortFitReport(
         dataset=dataset, subjects=ids, restarts=R, B=len(subs) * R, N=int(subs[0].N), frames=int(T),
