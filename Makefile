@@ -21,8 +21,9 @@ $(VENV)/.deps:
 	$(PIP) install -q --no-deps $(DATA)
 	touch $@
 
+# The test-only CUDA emulation ops (nmmfit_testing::) are built here, so `make test` runs their tests.
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
-	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PIP) install -q --no-build-isolation --no-deps --config-settings=cmake.define.NMMFIT_TESTING=ON -e .
 	touch $@
 
 install: $(VENV)/.built

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "interrupt.h"
 #include "nmmfit/program.h"
 
 namespace nmmfit {
@@ -210,7 +211,7 @@ void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>
   T* I_b = a.I_rec + records_offset(z, b);
   sim.load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr, false);
   unpack_state(a.state0 + state_offset(z, b), N, ld, S.data());
-  for (int64_t s = 0; s < z.n_segments(); ++s) {
+  for (int64_t s = 0; s < z.n_segments() && !interrupt_requested(); ++s) {
     const Segment seg = segment(z, s);
     pack_state(S.data(), N, ld, a.ckpt + checkpoint_offset(z, b, s));
     for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
@@ -251,6 +252,7 @@ struct SegmentBuffers {
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
 // forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
 // the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
+// Both walks stop early on SIGINT (interrupt.h), checked between segments; the op then raises.
 template <class T, class Cfg>
 void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
                   double* G) {
@@ -269,7 +271,7 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
   if (a.grad_state)
     for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + state_offset(z, b) + v * N, N, L + v * ld);
   std::fill(w.gp.begin(), w.gp.end(), 0.0);
-  for (int64_t s = z.n_segments() - 1; s >= 0; --s) {
+  for (int64_t s = z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
     const auto [t0, n] = segment(z, s);
     unpack_state(a.ckpt + checkpoint_offset(z, b, s), N, ld, w.S.data());
     for (int64_t k = 0; k < n; ++k) {

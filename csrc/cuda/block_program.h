@@ -1,7 +1,7 @@
-// The CUDA kernels' bodies, written once over an "executor" X so that the same code runs on the GPU
-// and, phase by phase, on the CPU (emulate_cpu.cpp), where tests compare it with the CPU executor.
+// The CUDA kernels' bodies, written once over a "block runner" X so that the same code runs on the
+// GPU and, phase by phase, on the CPU (emulate_cpu.cpp), where tests compare it with the CPU executor.
 //
-// An executor provides
+// A block runner provides
 //   int nthreads(), block(), grid()      blockDim.x, blockIdx.x, gridDim.x
 //   void phase(f)                        run f(tid) for every thread of the block, then a barrier
 //                                        (CUDA: f(threadIdx.x); __syncthreads(). CPU: a loop over tid)
