@@ -370,7 +370,8 @@ def test_ctrl_c_interrupts_a_long_simulate():
     import sys
     import threading
     import time
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE,
+    no_site = ["-S"] if sys.flags.no_site else []   # as this interpreter was started (make sanitize)
+    proc = subprocess.Popen([sys.executable, *no_site, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout], daemon=True).start()

@@ -201,6 +201,8 @@ void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream,
   }
 }
 
+// The forward walk of one simulation, segment by segment (a checkpoint at each start); stops early
+// on SIGINT (interrupt.h), checked between segments, and the op then raises.
 template <class T, class Cfg>
 void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, std::vector<T>& S) {
   const Sizes& z = a.z;
@@ -252,7 +254,7 @@ struct SegmentBuffers {
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
 // forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
 // the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
-// Both walks stop early on SIGINT (interrupt.h), checked between segments; the op then raises.
+// Stops early on SIGINT as forward_one does.
 template <class T, class Cfg>
 void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
                   double* G) {

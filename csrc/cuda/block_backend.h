@@ -23,8 +23,9 @@ inline Plan checked_plan(const char* device, const Limits& lim, const Sizes& z, 
   const int elem = static_cast<int>(c10::elementSize(dtype));
   const char* err = make_plan(z, W_batched, elem, backward, need_grad_W, lim, overrides_from_env(), p);
   TORCH_CHECK(err == nullptr, "nmmfit (", device, "): ", err ? err : "", "; got N = ", z.N, " nodes, dtype ", dtype,
-              ", ", lim.smem_per_block, " bytes of shared memory per block on this device (largest N: 1024 in float32; ",
-              "in float64 ", lim.smem_per_block / (21 * 8), " for gradients). Use the CPU op for larger networks.");
+              ", ", lim.smem_per_block, " bytes of shared memory per block on this device (largest N: 1024 in ",
+              "float32; in float64 ", lim.smem_per_block / (21 * 8), " for gradients). Use the CPU op for larger ",
+              "networks.");
   return p;
 }
 
@@ -33,7 +34,8 @@ struct BlockBackend {
   static auto enter(const at::Tensor& W) { return Device::enter(W); }
 
   static void forward(const ForwardCall& c) {
-    const Plan p = checked_plan(Device::name, Device::limits(c.W), c.z, c.W.dim() == 3, c.W.scalar_type(), false, false);
+    const Plan p =
+        checked_plan(Device::name, Device::limits(c.W), c.z, c.W.dim() == 3, c.W.scalar_type(), false, false);
     at::Tensor ws = Device::workspace(p, c.W);
     AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate",
                                [&] { Device::forward(c.args<scalar_t>(), p, ws.data_ptr()); });

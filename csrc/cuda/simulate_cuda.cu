@@ -1,6 +1,6 @@
-// CUDA executor of the step program: the bodies of block_program.h run with threads = nodes and
-// barriers = __syncthreads. No torch headers here (raw pointers, cudaStream_t); see plan.h for the
-// thread mapping, shared memory and workspace layouts.
+// The CUDA device: the bodies of block_program.h run with threads = nodes and barriers =
+// __syncthreads, launched by launch.h's sequence with the CudaLaunch policy. No torch headers here
+// (raw pointers, cudaStream_t); see plan.h for the thread mapping, shared memory and workspace layouts.
 #include "simulate_cuda.h"
 
 #include "block_program.h"

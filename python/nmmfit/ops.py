@@ -133,6 +133,10 @@ if HAS_EXTENSION:
     _AUTOGRAD_LIB.impl("simulate_backward", lambda *args: _apply_in_autograd_kernel(
         _SimulateBackward, _schema.fill_defaults(_schema.SIMULATE_BACKWARD, args)), "Autograd")
 
+    def _batch_size(t, dim):
+        """B of a [B, ...] argument that is vmapped at physical dimension dim (or not: None)."""
+        return t.shape[0] if dim is None else t.movedim(dim, 0).shape[1]
+
     def _fold(t, dim, V, B):
         """t [B, ...] (vmapped at dim, or the same for every vmapped entry) as [V * B, ...]."""
         t = t.movedim(dim, 0) if dim is not None else t.expand(V, *t.shape)
@@ -152,7 +156,7 @@ if HAS_EXTENSION:
         """vmap of simulate as one call: the vmapped dimension folded into the simulation batch B."""
         V = info.batch_size
         a, d = args_by_name(_schema.SIMULATE, args), args_by_name(_schema.SIMULATE, in_dims)
-        B = a["params"].shape[0 if d["params"] is None else 1]
+        B = _batch_size(a["params"], d["params"])
         a = dict(a, W=_fold_W(a["W"], d["W"], V, B), params=_fold(a["params"], d["params"], V, B),
                  state0=_fold(a["state0"], d["state0"], V, B), stream=_fold(a["stream"], d["stream"], V, B),
                  u=None if a["u"] is None else _fold(a["u"], d["u"], V, B))
@@ -165,17 +169,17 @@ if HAS_EXTENSION:
         that each vmapped entry gets its own dL/dW (summed over B again when W is shared)."""
         V = info.batch_size
         a, d = args_by_name(_schema.SIMULATE_BACKWARD, args), args_by_name(_schema.SIMULATE_BACKWARD, in_dims)
-        B = a["params"].shape[0 if d["params"] is None else 1]
+        B = _batch_size(a["params"], d["params"])
         shared_W = a["W"].dim() == (2 if d["W"] is None else 3)
-        folded = {k: None if a[k] is None else _fold(a[k], d[k], V, B)
-                  for k in ("grad_bold", "grad_E_rec", "grad_I_rec", "grad_state", "params", "stream", "checkpoints", "u")}
+        per_simulation = ("grad_bold", "grad_E_rec", "grad_I_rec", "grad_state", "params", "stream", "checkpoints", "u")
+        folded = {k: None if a[k] is None else _fold(a[k], d[k], V, B) for k in per_simulation}
         W = a["W"] if d["W"] is not None or a["W"].dim() == 3 else a["W"].expand(B, *a["W"].shape)
         a = dict(a, **folded, W=_fold_W(W, d["W"], V, B))
         grad_W, grad_params, grad_state0, grad_u = torch.ops.nmmfit.simulate_backward.default(
             *ordered(_schema.SIMULATE_BACKWARD_ARGS, a))
         grad_W = grad_W.reshape(V, B, *grad_W.shape[1:])
-        out = (grad_W.sum(1) if shared_W else grad_W, *(g.reshape(V, B, *g.shape[1:]) for g in (grad_params, grad_state0, grad_u)))
-        return out, (0,) * 4
+        unfolded = (g.reshape(V, B, *g.shape[1:]) for g in (grad_params, grad_state0, grad_u))
+        return (grad_W.sum(1) if shared_W else grad_W, *unfolded), (0,) * 4
 
 
 def _require_kernel(device: torch.device) -> bool:
