@@ -20,7 +20,6 @@
 //   changes the result with the order).
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <cstdlib>
@@ -162,7 +161,7 @@ at::Tensor noise_emulated(int64_t seed, const at::Tensor& stream_, int64_t N, in
   const at::Tensor stream = stream_.contiguous();
   const int64_t B = stream.size(0), total = B * n_steps * N;
   at::Tensor out = at::empty({B, n_steps, 2, N}, stream.options().dtype(dtype));
-  AT_DISPATCH_FLOATING_TYPES(dtype, "nmmfit::noise_gpu_emulated", [&] {
+  AT_DISPATCH_FLOATING_TYPES(dtype, "nmmfit_testing::noise", [&] {
     for (int64_t e = 0; e < total; ++e)
       noise_element<scalar_t>(static_cast<uint64_t>(seed), stream.const_data_ptr<int64_t>(), N, n_steps,
                               static_cast<uint64_t>(step_offset), e, out.data_ptr<scalar_t>());

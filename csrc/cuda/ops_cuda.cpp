@@ -3,7 +3,6 @@
 // allocator) over the CUDA device. The kernels themselves are in the torch-free simulate_cuda.cu.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
