@@ -8,6 +8,8 @@
 #include <torch/library.h>
 
 #include "cpu/simulate_cpu.h"
+#include "interrupt.h"
+#include "schema.h"
 
 namespace nmmfit {
 
@@ -150,15 +152,21 @@ void check_noise_args(int64_t seed, const at::Tensor& stream, int64_t N, int64_t
 
 namespace {
 
-// The CPU executor (csrc/cpu): OpenMP over simulations on the calling thread's pool.
-struct CpuExec {
+// The executor stops between checkpoint segments on SIGINT (interrupt.h): its outputs are then
+// incomplete, so the op raises; python/nmmfit/ops.py turns this into KeyboardInterrupt.
+void check_not_interrupted() { TORCH_CHECK(!interrupt_requested(), "nmmfit: interrupted (SIGINT)"); }
+
+// The CPU op backend: the executor of csrc/cpu, OpenMP over simulations on the calling thread's pool.
+struct CpuBackend {
   static int enter(const at::Tensor&) { return 0; }
   static void forward(const ForwardCall& c) {
     AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate", [&] { simulate_forward_cpu(c.args<scalar_t>()); });
+    check_not_interrupted();
   }
   static void backward(const BackwardCall& c) {
     AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward",
                                [&] { simulate_backward_cpu(c.args<scalar_t>()); });
+    check_not_interrupted();
   }
 };
 
@@ -178,21 +186,14 @@ at::Tensor noise_op_cpu(int64_t seed, const at::Tensor& stream_, int64_t N, int6
 }  // namespace
 
 TORCH_LIBRARY(nmmfit, m) {
-  m.def(
-      "simulate(Tensor W, Tensor params, Tensor state0, Tensor stream, int seed, int step_offset, int n_steps, "
-      "int steps_per_sample, int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, "
-      "Tensor? u=None, int u_every=1) -> (Tensor bold, Tensor E_rec, Tensor I_rec, Tensor state, Tensor checkpoints)");
-  m.def(
-      "simulate_backward(Tensor? grad_bold, Tensor? grad_E_rec, Tensor? grad_I_rec, Tensor? grad_state, Tensor W, "
-      "Tensor params, Tensor stream, Tensor checkpoints, int seed, int step_offset, int n_steps, int steps_per_sample, "
-      "int record_every, int checkpoint_every, bool noise, int[] switches, float[] scalars, bool need_grad_W, "
-      "Tensor? u=None, int u_every=1) -> (Tensor grad_W, Tensor grad_params, Tensor grad_state0, Tensor grad_u)");
-  m.def("noise(int seed, Tensor stream, int N, int n_steps, int step_offset, ScalarType dtype) -> Tensor");
+  m.def(op_schema("simulate", kSimulateSignature).c_str());
+  m.def(op_schema("simulate_backward", kSimulateBackwardSignature).c_str());
+  m.def(op_schema("noise", kNoiseSignature).c_str());
 }
 
 TORCH_LIBRARY_IMPL(nmmfit, CPU, m) {
-  m.impl("simulate", &simulate_op<CpuExec>);
-  m.impl("simulate_backward", &simulate_backward_op<CpuExec>);
+  m.impl("simulate", &simulate_op<CpuBackend>);
+  m.impl("simulate_backward", &simulate_backward_op<CpuBackend>);
   m.impl("noise", &noise_op_cpu);
 }
 

@@ -98,25 +98,26 @@ BackwardCall prepare_backward(const std::optional<at::Tensor>& grad_bold, const 
                               at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
                               const std::optional<at::Tensor>& u, int64_t u_every);
 
-// The simulate / simulate_backward op functions, spelled once for every executor. Exec provides
+// The simulate / simulate_backward op functions, spelled once for every op backend (CPU executor,
+// CUDA device, its CPU emulation). Backend provides
 //   enter(W)          a guard held for the call (CUDA: device check and device guard), set before
 //                     prepare_forward/backward because contiguous() may copy on the device;
 //   forward(call)     runs the forward time loop of a checked ForwardCall;
 //   backward(call)    runs the adjoint of a checked BackwardCall.
-template <class Exec>
+template <class Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_op(
     const at::Tensor& W, const at::Tensor& params, const at::Tensor& state0, const at::Tensor& stream, int64_t seed,
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
     bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, const std::optional<at::Tensor>& u,
     int64_t u_every) {
-  const auto guard = Exec::enter(W);
+  const auto guard = Backend::enter(W);
   const ForwardCall c = prepare_forward(W, params, state0, stream, seed, step_offset, n_steps, steps_per_sample,
                                         record_every, checkpoint_every, noise, switches, scalars, u, u_every);
-  Exec::forward(c);
+  Backend::forward(c);
   return c.outputs();
 }
 
-template <class Exec>
+template <class Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op(
     const std::optional<at::Tensor>& grad_bold, const std::optional<at::Tensor>& grad_E_rec,
     const std::optional<at::Tensor>& grad_I_rec, const std::optional<at::Tensor>& grad_state, const at::Tensor& W,
@@ -124,11 +125,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> simulate_backward_op(
     int64_t step_offset, int64_t n_steps, int64_t steps_per_sample, int64_t record_every, int64_t checkpoint_every,
     bool noise, at::IntArrayRef switches, at::ArrayRef<double> scalars, bool need_grad_W,
     const std::optional<at::Tensor>& u, int64_t u_every) {
-  const auto guard = Exec::enter(W);
+  const auto guard = Backend::enter(W);
   const BackwardCall c = prepare_backward(grad_bold, grad_E_rec, grad_I_rec, grad_state, W, params, stream, checkpoints,
                                           seed, step_offset, n_steps, steps_per_sample, record_every, checkpoint_every,
                                           noise, switches, scalars, need_grad_W, u, u_every);
-  Exec::backward(c);
+  Backend::backward(c);
   return c.outputs();
 }
 

@@ -1,7 +1,7 @@
 """The CUDA kernels' bodies, run on the CPU by the emulation ops, against the CPU ops.
 
-``nmmfit::simulate_gpu_emulated`` / ``simulate_backward_gpu_emulated`` / ``noise_gpu_emulated``
-(csrc/cuda/emulate_cpu.cpp) execute csrc/cuda/block_program.h exactly as the GPU would (same launch
+The test-only ops ``nmmfit_testing::simulate`` / ``simulate_backward`` / ``noise`` / ``gpu_plan``
+(csrc/cuda/emulate_cpu.cpp, built with ``-DNMMFIT_TESTING=ON`` as ``make test`` does) execute csrc/cuda/block_program.h exactly as the GPU would (same launch
 plan, packing of simulations into blocks, shared-memory and workspace layouts, grid-stride walk,
 reductions), with every barrier-delimited phase run as a loop over the block's threads. Shared memory
 and workspace start as NaN, so a read of anything not written shows. Threads of a phase are run in
@@ -15,8 +15,10 @@ import nmmfit
 from nmmfit._inputs import prepare_inputs
 
 pytestmark = pytest.mark.skipif(
-    not nmmfit.HAS_EXTENSION or not hasattr(torch.ops.nmmfit, "simulate_gpu_emulated"),
-    reason="compiled extension (with the GPU emulation ops) not built")
+    not nmmfit.HAS_EXTENSION or not nmmfit.build_info().get("testing_ops"),
+    reason="the test-only CUDA emulation ops (nmmfit_testing::) are not built: build with "
+           "--config-settings=cmake.define.NMMFIT_TESTING=ON (make test does)")
+EMU = torch.ops.nmmfit_testing
 
 PRESETS = ["griffiths2022", "deco2014"]
 
@@ -60,7 +62,7 @@ def assert_close_rel(a, b, rtol, name=""):
 
 
 def plan(B, N, n_steps, K, batched_W, dtype, backward, need_W=True):
-    spb, threads, groups, grid, w_smem, smem, ws = torch.ops.nmmfit.gpu_plan_emulated(
+    spb, threads, groups, grid, w_smem, smem, ws = EMU.gpu_plan(
         B, N, n_steps, K, batched_W, dtype, backward, need_W)
     return dict(spb=spb, threads=threads, groups=groups, grid=grid, w_smem=bool(w_smem), smem=smem, ws=ws)
 
@@ -72,7 +74,7 @@ GRAD_NAMES = ["grad_W", "grad_params", "grad_state0"]
 def assert_forward_matches(args):
     """The emulated forward equals the CPU op's to 1e-12 (float64); returns the CPU outputs."""
     cpu = torch.ops.nmmfit.simulate(*args)
-    for name, a, b in zip(FWD_NAMES, torch.ops.nmmfit.simulate_gpu_emulated(*args), cpu):
+    for name, a, b in zip(FWD_NAMES, EMU.simulate(*args), cpu):
         assert_close_rel(a, b, 1e-12, name)
     return cpu
 
@@ -80,7 +82,7 @@ def assert_forward_matches(args):
 def assert_backward_matches(args, cpu, cts, need_W=True, label=""):
     """The emulated backward equals the CPU op's to GRAD_RTOL; returns the emulated gradients."""
     g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts, need_W))
-    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts, need_W))
+    g_emu = EMU.simulate_backward(*backward_args(args, cpu, cts, need_W))
     for name, a, b in zip(GRAD_NAMES, g_emu, g_cpu):
         assert torch.isfinite(a).all(), name
         assert_close_rel(a, b, GRAD_RTOL, f"{name} {label}")
@@ -156,8 +158,8 @@ def test_no_race_thread_order_does_not_matter(monkeypatch, batched_W):
     results = []
     for order in ("0", "1", "2"):
         monkeypatch.setenv("NMMFIT_EMU_THREAD_ORDER", order)
-        fwd = torch.ops.nmmfit.simulate_gpu_emulated(*args)
-        bwd = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts))
+        fwd = EMU.simulate(*args)
+        bwd = EMU.simulate_backward(*backward_args(args, cpu, cts))
         results.append([*fwd, *bwd])
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -166,14 +168,14 @@ def test_no_race_thread_order_does_not_matter(monkeypatch, batched_W):
 
 def test_deterministic_run_after_run():
     args = problem("deco2014", 6, 8, 40, K=9)
-    fwd = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+    fwd = EMU.simulate(*args)
     cts = cotangents(fwd)
-    first = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, fwd, cts))
+    first = EMU.simulate_backward(*backward_args(args, fwd, cts))
     for _ in range(2):
-        again = torch.ops.nmmfit.simulate_gpu_emulated(*args)
+        again = EMU.simulate(*args)
         for a, b in zip(fwd, again):
             assert torch.equal(a, b)
-        g = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, fwd, cts))
+        g = EMU.simulate_backward(*backward_args(args, fwd, cts))
         for a, b in zip(first, g):
             assert torch.equal(a, b)
 
@@ -205,12 +207,12 @@ def test_float32_within_float32_error(preset):
     exact = torch.ops.nmmfit.simulate(*args64)
     cpu32 = torch.ops.nmmfit.simulate(*args32)
     assert_as_close_as_cpu(["bold", "E_rec", "I_rec", "state", "checkpoints"],
-                           torch.ops.nmmfit.simulate_gpu_emulated(*args32), cpu32, exact)
+                           EMU.simulate(*args32), cpu32, exact)
     cts64 = cotangents(exact)
     cts32 = [c.float() for c in cts64]
     g64 = torch.ops.nmmfit.simulate_backward(*backward_args(args64, exact, cts64))
     g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args32, cpu32, cts32))
-    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args32, cpu32, cts32))
+    g_emu = EMU.simulate_backward(*backward_args(args32, cpu32, cts32))
     assert_as_close_as_cpu(["grad_W", "grad_params", "grad_state0"], g_emu, g_cpu, g64)
 
 
@@ -223,12 +225,12 @@ def test_external_input(preset, u_every):
     n_u = -(-n_steps // u_every)
     u = 0.1 * torch.randn(B, n_u, N, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     cpu = torch.ops.nmmfit.simulate(*args, u, u_every)
-    for name, a, b in zip(FWD_NAMES, torch.ops.nmmfit.simulate_gpu_emulated(*args, u, u_every), cpu):
+    for name, a, b in zip(FWD_NAMES, EMU.simulate(*args, u, u_every), cpu):
         assert_close_rel(a, b, 1e-12, name)
     assert not torch.equal(cpu[3], torch.ops.nmmfit.simulate(*args)[3])
     cts = cotangents(cpu)
     g_cpu = torch.ops.nmmfit.simulate_backward(*backward_args(args, cpu, cts), u, u_every)
-    g_emu = torch.ops.nmmfit.simulate_backward_gpu_emulated(*backward_args(args, cpu, cts), u, u_every)
+    g_emu = EMU.simulate_backward(*backward_args(args, cpu, cts), u, u_every)
     assert g_cpu[3].shape == (B, n_u, N) and g_cpu[3].abs().max() > 0
     for name, a, b in zip(GRAD_NAMES + ["grad_u"], g_emu, g_cpu):
         assert_close_rel(a, b, GRAD_RTOL, name)
@@ -273,13 +275,13 @@ def test_not_enough_shared_memory_raises_clearly(monkeypatch):
         plan(1, 1000, 10, 5, False, torch.float64, True)  # 21 * 1000 * 8 bytes > 48 KiB
     args = problem("deco2014", 1, 400, 3, K=2)
     with pytest.raises(RuntimeError, match="shared memory"):
-        torch.ops.nmmfit.simulate_backward_gpu_emulated(
+        EMU.simulate_backward(
             *backward_args(args, torch.ops.nmmfit.simulate(*args), cotangents(torch.ops.nmmfit.simulate(*args))))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_noise_matches_cpu(dtype):
     stream = torch.tensor([0, 5, 2**32 - 1], dtype=torch.int64)
-    a = torch.ops.nmmfit.noise_gpu_emulated(123456789, stream, 7, 11, 2**33 + 5, dtype)
+    a = EMU.noise(123456789, stream, 7, 11, 2**33 + 5, dtype)
     b = torch.ops.nmmfit.noise(123456789, stream, 7, 11, 2**33 + 5, dtype)
     torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=1e-6 if dtype == torch.float32 else 1e-14)

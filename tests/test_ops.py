@@ -265,3 +265,127 @@ def test_nonfinite_gradient_warns_instead_of_passing_silently():
     with pytest.warns(RuntimeWarning, match="gradient of simulate"):
         out.bold.mean().backward()
     assert not torch.isfinite(g.grad).all()
+
+
+# ---- torch.func and higher-order autograd -----------------------------------------------------------
+
+def func_problem(batched_W=False):
+    """A loss-free map (W, g) -> the last recorded E [2 * 2 * 3] of a tiny float64 run, for a simulator."""
+    W, params, state0 = make_problem("griffiths2022", 2, 3, torch.float64, batched_W=batched_W)
+    kw = run_kw("griffiths2022", steps_per_sample=3, record_every=2, checkpoint_every=5)
+
+    def f(sim):
+        return lambda W, g: sim(W, {**params, "g": g}, state0, 12, **kw).E[:, -2:].reshape(-1)
+    return W, params["g"].clone(), f
+
+
+@pytest.mark.parametrize("batched_W", [False, True])
+def test_torch_func_grad_and_jacrev_match_reference(batched_W):
+    W, g, f = func_problem(batched_W)
+    ours = torch.func.jacrev(f(nmmfit.simulate), argnums=(0, 1))(W, g)
+    ref = torch.func.jacrev(f(nmmfit.simulate_ref), argnums=(0, 1))(W, g)
+    for a, b in zip(ours, ref):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    loss = lambda sim: (lambda W, g: f(sim)(W, g).square().sum())
+    for a, b in zip(torch.func.grad(loss(nmmfit.simulate), argnums=(0, 1))(W, g),
+                    torch.func.grad(loss(nmmfit.simulate_ref), argnums=(0, 1))(W, g)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("batched_W", [False, True])
+def test_torch_func_vmap_matches_reference(batched_W):
+    """vmap over the coupling or over a parameter (folded into the kernels' batch B), and jacrev under it."""
+    W, g, f = func_problem(batched_W)
+    Ws, gs = torch.stack([W, 1.3 * W]), torch.stack([g, 0.8 * g])
+    for in_dims, args in [((0, None), (Ws, g)), ((None, 0), (W, gs)), ((0, 0), (Ws, gs))]:
+        ours = torch.func.vmap(f(nmmfit.simulate), in_dims=in_dims)(*args)
+        ref = torch.func.vmap(f(nmmfit.simulate_ref), in_dims=in_dims)(*args)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    jac = lambda sim: torch.func.vmap(torch.func.jacrev(f(sim), argnums=1), in_dims=(0, None))(Ws, g)
+    torch.testing.assert_close(jac(nmmfit.simulate), jac(nmmfit.simulate_ref), rtol=1e-9, atol=1e-12)
+
+
+def test_forward_mode_ad_raises_clearly():
+    """No tangent pass in the kernels: forward-mode AD is an error naming the alternatives, never zeros."""
+    import torch.autograd.forward_ad as fwAD
+    W, g, f = func_problem()
+    match = r"forward-mode AD .* not supported by the fused kernels.*simulate_ref"
+    with pytest.raises(NotImplementedError, match=match):
+        torch.func.jacfwd(f(nmmfit.simulate), argnums=1)(W, g)
+    with pytest.raises(NotImplementedError, match=match):
+        torch.func.jvp(lambda g: f(nmmfit.simulate)(W, g), (g,), (torch.ones_like(g),))
+    with pytest.raises(NotImplementedError, match=match), fwAD.dual_level():
+        f(nmmfit.simulate)(W, fwAD.make_dual(g, torch.ones_like(g)))
+
+
+def test_double_backward_raises_clearly():
+    """A derivative of the gradient (Hessian, gradient penalty) is an error, never a silent zero."""
+    W, g, f = func_problem()
+    loss = lambda g: f(nmmfit.simulate)(W, g).square().sum()
+    g1 = g.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss(g1), g1, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward .* not supported by the fused kernels.*simulate_ref"):
+        grad.sum().backward()
+    with pytest.raises(NotImplementedError, match="double backward"):
+        torch.func.hessian(loss)(g)
+    with pytest.raises(RuntimeError, match="double backward"):
+        torch.autograd.functional.hessian(loss, g)
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------------
+
+INTERRUPT_CHILD = r"""
+import signal, time, torch, nmmfit
+torch.set_num_threads(1)
+N = 20
+W = torch.rand(N, N, generator=torch.Generator().manual_seed(0)) / N
+g = torch.full((1,), 0.5, requires_grad=True)
+run = lambda n: nmmfit.simulate(W, {"g": g}, None, n, preset="griffiths2022", batch=1, steps_per_sample=500)
+t = time.perf_counter()
+run(20000)
+steps_per_s = 20000 / (time.perf_counter() - t)
+long_forward = lambda: run(int(30 * steps_per_s))
+out = run(int(0.5 * steps_per_s))
+long_backward = lambda: out.bold.square().sum().backward()   # the adjoint costs ~5 forwards
+for call in (long_forward, long_backward):
+    print("ready", flush=True)
+    try:
+        call()
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    run(100)
+    print("recovered", flush=True)
+"""
+
+
+def test_ctrl_c_interrupts_a_long_simulate():
+    """SIGINT during a long forward (~30 s), then during a long backward, returns control within a second
+    as KeyboardInterrupt, and leaves Python's handler and the next call as they were. (The child's
+    import of torch dominates the wall time.)"""
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    no_site = ["-S"] if sys.flags.no_site else []   # as this interpreter was started (make sanitize)
+    proc = subprocess.Popen([sys.executable, *no_site, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout], daemon=True).start()
+    try:
+        for phase, wait in (("forward", 1.0), ("backward", 0.3)):
+            assert lines.get(timeout=60) == "ready", phase
+            time.sleep(wait)
+            assert proc.poll() is None, proc.stderr.read()
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            assert lines.get(timeout=10) == "KeyboardInterrupt", phase
+            assert time.monotonic() - sent < 1.0, phase
+            assert lines.get(timeout=10) == "recovered", phase
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

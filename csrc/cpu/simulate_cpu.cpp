@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "interrupt.h"
 #include "nmmfit/program.h"
 
 namespace nmmfit {
@@ -60,12 +61,8 @@ struct SimLocal {
     u_b = u_rows;
     u_loaded = -1;
     for (int64_t i = 0; i < N; ++i) {
-      T acc = 0;
-      for (int64_t j = 0; j < N; ++j) {
-        Wt[j * ld + i] = W[i * N + j];
-        acc += W[i * N + j];
-      }
-      rowsum[i] = acc;
+      for (int64_t j = 0; j < N; ++j) Wt[j * ld + i] = W[i * N + j];
+      rowsum[i] = row_sum(W + i * N, 1, N);
       if (rows) std::copy_n(W + i * N, N, Wr.data() + i * ld);
     }
     for (int64_t p = 0; p < kNumParams; ++p) std::copy_n(params + p * N, N, P.data() + p * ld);
@@ -204,24 +201,28 @@ void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream,
   }
 }
 
+// The forward walk of one simulation, segment by segment (a checkpoint at each start); stops early
+// on SIGINT (interrupt.h), checked between segments, and the op then raises.
 template <class T, class Cfg>
 void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, std::vector<T>& S) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, n6 = kNumVars * N, ld = sim.ld;
+  const int64_t N = z.N, ld = sim.ld;
   const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
-  T* bold_b = a.bold + b * z.n_samples() * N;
-  T* E_b = a.E_rec + b * z.n_records() * N;
-  T* I_b = a.I_rec + b * z.n_records() * N;
-  T* ckpt_b = a.ckpt + b * z.n_segments() * n6;
-  sim.load(a.W + b * a.W_bstride, a.params + b * n6, a.u ? a.u + b * z.n_u * N : nullptr, false);
-  unpack_state(a.state0 + b * n6, N, ld, S.data());
-  for (int64_t t = 0; t < z.n_steps; ++t) {
-    if (t % z.checkpoint_every == 0) pack_state(S.data(), N, ld, ckpt_b + (t / z.checkpoint_every) * n6);
-    step_all(z, cfg, sim, stream, t, sim.c.data(), sim.xi.data(), S.data());
-    if (is_sample_step(z, t) || is_record_step(z, t))
-      for (int64_t i = 0; i < N; ++i) emit_node(z, cfg, t, i, S.data(), ld, bold_b, E_b, I_b);
+  T* bold_b = a.bold + samples_offset(z, b);
+  T* E_b = a.E_rec + records_offset(z, b);
+  T* I_b = a.I_rec + records_offset(z, b);
+  sim.load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr, false);
+  unpack_state(a.state0 + state_offset(z, b), N, ld, S.data());
+  for (int64_t s = 0; s < z.n_segments() && !interrupt_requested(); ++s) {
+    const Segment seg = segment(z, s);
+    pack_state(S.data(), N, ld, a.ckpt + checkpoint_offset(z, b, s));
+    for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
+      step_all(z, cfg, sim, stream, t, sim.c.data(), sim.xi.data(), S.data());
+      if (is_sample_step(z, t) || is_record_step(z, t))
+        for (int64_t i = 0; i < N; ++i) emit_node(z, cfg, t, i, S.data(), ld, bold_b, E_b, I_b);
+    }
   }
-  pack_state(S.data(), N, ld, a.state + b * n6);
+  pack_state(S.data(), N, ld, a.state + state_offset(z, b));
 }
 
 // Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
@@ -253,28 +254,28 @@ struct SegmentBuffers {
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
 // forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
 // the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
+// Stops early on SIGINT as forward_one does.
 template <class T, class Cfg>
 void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
                   double* G) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, n6 = kNumVars * N, K = z.checkpoint_every, ld = sim.ld, l6 = kNumVars * ld;
+  const int64_t N = z.N, ld = sim.ld, l6 = kNumVars * ld;
   const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
-  const T* gbold_b = a.grad_bold ? a.grad_bold + b * z.n_samples() * N : nullptr;
-  const T* gE_b = a.grad_E_rec ? a.grad_E_rec + b * z.n_records() * N : nullptr;
-  const T* gI_b = a.grad_I_rec ? a.grad_I_rec + b * z.n_records() * N : nullptr;
-  sim.load(a.W + b * a.W_bstride, a.params + b * n6, a.u ? a.u + b * z.n_u * N : nullptr, true);
-  T* grad_u_b = a.grad_u ? a.grad_u + b * z.n_u * N : nullptr;
+  const T* gbold_b = a.grad_bold ? a.grad_bold + samples_offset(z, b) : nullptr;
+  const T* gE_b = a.grad_E_rec ? a.grad_E_rec + records_offset(z, b) : nullptr;
+  const T* gI_b = a.grad_I_rec ? a.grad_I_rec + records_offset(z, b) : nullptr;
+  sim.load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr, true);
   const T* P = sim.P.data();
   T* L = w.L.data();
   double* gp = w.gp.data();
   T* gp_seg = w.gp_seg.data();
   std::fill(w.L.begin(), w.L.end(), T(0));
   if (a.grad_state)
-    for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + b * n6 + v * N, N, L + v * ld);
+    for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + state_offset(z, b) + v * N, N, L + v * ld);
   std::fill(w.gp.begin(), w.gp.end(), 0.0);
-  for (int64_t seg = z.n_segments() - 1; seg >= 0; --seg) {
-    const int64_t t0 = seg * K, n = std::min(K, z.n_steps - t0);
-    unpack_state(a.ckpt + (b * z.n_segments() + seg) * n6, N, ld, w.S.data());
+  for (int64_t s = z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
+    const auto [t0, n] = segment(z, s);
+    unpack_state(a.ckpt + checkpoint_offset(z, b, s), N, ld, w.S.data());
     for (int64_t k = 0; k < n; ++k) {
       T* S_k = w.S.data() + k * l6;
       std::copy_n(S_k, l6, S_k + l6);
@@ -294,10 +295,8 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
         adjoint_all<true>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
       else
         adjoint_all<false>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
-      if (grad_u_b) {
-        T* row = grad_u_b + input_row(z, t) * N;
-        for (int64_t i = 0; i < N; ++i) row[i] += w.gu[i];
-      }
+      if (a.grad_u)
+        for (int64_t i = 0; i < N; ++i) add_grad_input(a.grad_u, z, b, t, i, w.gu[i]);
       // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
       matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
     }
@@ -306,18 +305,16 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
     // dL/dW_ij = sum_t gc_t[i] E_t[j] over the segment: one [N, n] x [n, N] product, in double.
     if (G) accumulate_outer(G, N, ld, w.gc.data(), ld, w.S.data(), l6, n);
   }
-  pack_state(L, N, ld, a.grad_state0 + b * n6);
+  pack_state(L, N, ld, a.grad_state0 + state_offset(z, b));
   for (int64_t p = 0; p < kNumParams; ++p)
-    for (int64_t i = 0; i < N; ++i) a.grad_params[b * n6 + p * N + i] = T(gp[p * ld + i]);
+    for (int64_t i = 0; i < N; ++i) a.grad_params[state_offset(z, b) + p * N + i] = T(gp[p * ld + i]);
 }
 
-// G_ij = sum_t gc_i E_j; the Laplacian's -rowsum_i E_i term adds -G_ii to every W_ij of row i.
+// out [N, N] = dL/dW from G_ij = sum_t gc_i E_j (schedule.h's finish rule).
 template <class T>
 void write_grad_W(const Config& cfg, const double* G, int64_t N, T* out) {
-  for (int64_t i = 0; i < N; ++i) {
-    const double diag = cfg.coupling == kLaplacian ? G[i * N + i] : 0.0;
-    for (int64_t j = 0; j < N; ++j) out[i * N + j] = T(G[i * N + j] - diag);
-  }
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) out[i * N + j] = grad_W_value<T>(cfg.coupling, G[i * N + j], G[i * N + i]);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// The CUDA kernels' bodies, written once over an "executor" X so that the same code runs on the GPU
-// and, phase by phase, on the CPU (emulate_cpu.cpp), where tests compare it with the CPU executor.
+// The CUDA kernels' bodies, written once over a "block runner" X so that the same code runs on the
+// GPU and, phase by phase, on the CPU (emulate_cpu.cpp), where tests compare it with the CPU executor.
 //
-// An executor provides
+// A block runner provides
 //   int nthreads(), block(), grid()      blockDim.x, blockIdx.x, gridDim.x
 //   void phase(f)                        run f(tid) for every thread of the block, then a barrier
 //                                        (CUDA: f(threadIdx.x); __syncthreads(). CPU: a loop over tid)
@@ -14,8 +14,9 @@
 // of a phase in any order (tests run them forwards and backwards), which checks this.
 //
 // Per-node math is program.h's (forward_node, emit_node, node_noise, coupling_finish,
-// output_cotangents_node, adjoint_node), exactly as the CPU executor calls it. The layouts and the
-// thread mapping are described in plan.h.
+// output_cotangents_node, adjoint_node) and the time walk schedule.h's (segments, offsets, input
+// rows, row sums, the dL/dW finish rule), exactly as the CPU executor calls them. The layouts and
+// the thread mapping are described in plan.h.
 #pragma once
 #include <cstdint>
 
@@ -30,10 +31,6 @@
 
 namespace nmmfit {
 namespace gpu {
-
-NMM_HD int64_t n_samples(const Sizes& z) { return z.n_steps / z.steps_per_sample; }
-NMM_HD int64_t n_records(const Sizes& z) { return z.record_every > 0 ? z.n_steps / z.record_every : 0; }
-NMM_HD int64_t n_segments(const Sizes& z) { return (z.n_steps + z.checkpoint_every - 1) / z.checkpoint_every; }
 
 // The simulation slot s and node i of thread tid in group g, and the simulation b it runs.
 struct Slot {
@@ -64,18 +61,10 @@ NMM_HD T coupling_dot(const Plan& p, const T* Ws, const T* Wt_b, int i, const T*
   return acc;
 }
 
-// rowsum_i = sum_j W_ij in j order (as the CPU executor).
+// rowsum_i (schedule.h) of W row i in shared memory (Ws [N, ldw]) or column i of Wt_b [N, N].
 template <class T>
-NMM_HD T row_sum(const Plan& p, const T* Ws, const T* Wt_b, int i) {
-  const int N = p.N;
-  T acc = T(0);
-  if (p.w_smem) {
-    const T* r = Ws + int64_t(i) * p.ldw;
-    for (int j = 0; j < N; ++j) acc += r[j];
-  } else {
-    for (int j = 0; j < N; ++j) acc += Wt_b[int64_t(j) * N + i];
-  }
-  return acc;
+NMM_HD T W_row_sum(const Plan& p, const T* Ws, const T* Wt_b, int i) {
+  return p.w_smem ? row_sum(Ws + int64_t(i) * p.ldw, 1, p.N) : row_sum(Wt_b + i, p.N, p.N);
 }
 
 // Adjoint phase 2 for node j: L_E_j += sum_i W_ij gc_i, in i order (as the CPU executor). W from
@@ -90,13 +79,6 @@ NMM_HD void add_WT_gc(const Plan& p, const T* Ws, const T* W_b, int j, const T* 
     for (int i = 0; i < N; ++i) acc += W_b[int64_t(i) * N + j] * gc[i];
   }
   L_E[j] = acc;
-}
-
-// The coupling-matrix gradient of node pair (i, j) from its accumulated G (double): G_ij, and for
-// the Laplacian -G_ii (c_i has -rowsum_i E_i, so every W_ij of row i also gets -gc_i E_i).
-template <class T>
-NMM_HD T grad_W_value(int coupling, double G_ij, double G_ii) {
-  return T(coupling == kLaplacian ? G_ij - G_ii : G_ij);
 }
 
 // The reduction of the shared-W partials of `slots` blocks, for element e = i * N + j, in slot order.
@@ -152,8 +134,7 @@ template <class X, class T, class Cfg>
 NMM_BLOCK void forward_block(X& x, const ForwardArgs<T>& a, const Cfg& cfg, const Plan& p, const T* Wt, T* sm) {
   const Sizes& z = a.z;
   const int N = p.N, spb = p.spb;
-  const int64_t n6 = int64_t(kNumVars) * N, K = z.checkpoint_every, n_seg = n_segments(z);
-  const int64_t out_S = n_samples(z) * N, out_R = n_records(z) * N;
+  const int64_t n6 = int64_t(kNumVars) * N;
   T* Ws = sm + p.sm_W;
   T* rowsum = sm + p.sm_rowsum;
   T* Sbuf = sm + p.sm_S;  // [2, spb, 6, N]
@@ -164,33 +145,38 @@ NMM_BLOCK void forward_block(X& x, const ForwardArgs<T>& a, const Cfg& cfg, cons
       const Slot w = slot_of(p, g, tid);
       if (!w.active) return;
       const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-      rowsum[w.s * N + w.i] = row_sum(p, Ws, Wt_b, w.i);
+      rowsum[w.s * N + w.i] = W_row_sum(p, Ws, Wt_b, w.i);
       T* S = Sbuf + w.s * n6;
-      for (int v = 0; v < kNumVars; ++v) S[v * N + w.i] = a.state0[w.b * n6 + v * N + w.i];
+      for (int v = 0; v < kNumVars; ++v) S[v * N + w.i] = a.state0[state_offset(z, w.b) + v * N + w.i];
     });
-    for (int64_t t = 0; t < z.n_steps; ++t) {
-      const int64_t cur = t & 1;
-      x.phase([&](int tid) {
-        const Slot w = slot_of(p, g, tid);
-        if (!w.active) return;
-        const int i = w.i;
-        const T* Sc = Sbuf + (cur * spb + w.s) * n6;
-        T* Sn = Sbuf + ((cur ^ 1) * spb + w.s) * n6;
-        if (t % K == 0) {
-          T* ck = a.ckpt + (w.b * n_seg + t / K) * n6;
-          for (int v = 0; v < kNumVars; ++v) ck[v * N + i] = Sc[v * N + i];
-        }
-        const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-        step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6, static_cast<uint32_t>(a.stream[w.b]),
-                  t, i, input_at(a.u, z, w.b, t, i), Sc, Sn, xis + int64_t(w.s) * 2 * N);
-        emit_node(z, cfg, t, int64_t(i), Sn, int64_t(N), a.bold + w.b * out_S, a.E_rec + w.b * out_R, a.I_rec + w.b * out_R);
-      });
+    for (int64_t sg = 0; sg < z.n_segments(); ++sg) {
+      const Segment seg = segment(z, sg);
+      for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
+        const int64_t cur = t & 1;
+        x.phase([&](int tid) {
+          const Slot w = slot_of(p, g, tid);
+          if (!w.active) return;
+          const int i = w.i;
+          const T* Sc = Sbuf + (cur * spb + w.s) * n6;
+          T* Sn = Sbuf + ((cur ^ 1) * spb + w.s) * n6;
+          if (t == seg.t0) {
+            T* ck = a.ckpt + checkpoint_offset(z, w.b, sg);
+            for (int v = 0; v < kNumVars; ++v) ck[v * N + i] = Sc[v * N + i];
+          }
+          const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
+          step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + state_offset(z, w.b),
+                    static_cast<uint32_t>(a.stream[w.b]), t, i, input_at(a.u, z, w.b, t, i), Sc, Sn,
+                    xis + int64_t(w.s) * 2 * N);
+          emit_node(z, cfg, t, int64_t(i), Sn, int64_t(N), a.bold + samples_offset(z, w.b),
+                    a.E_rec + records_offset(z, w.b), a.I_rec + records_offset(z, w.b));
+        });
+      }
     }
     x.phase([&](int tid) {
       const Slot w = slot_of(p, g, tid);
       if (!w.active) return;
       const T* S = Sbuf + ((z.n_steps & 1) * spb + w.s) * n6;
-      for (int v = 0; v < kNumVars; ++v) a.state[w.b * n6 + v * N + w.i] = S[v * N + w.i];
+      for (int v = 0; v < kNumVars; ++v) a.state[state_offset(z, w.b) + v * N + w.i] = S[v * N + w.i];
     });
   }
 }
@@ -207,8 +193,7 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
                               double* G, T* seg, T* sm) {
   const Sizes& z = a.z;
   const int N = p.N, spb = p.spb;
-  const int64_t n6 = int64_t(kNumVars) * N, K = z.checkpoint_every, n_seg = n_segments(z), NN = int64_t(N) * N;
-  const int64_t out_S = n_samples(z) * N, out_R = n_records(z) * N;
+  const int64_t n6 = int64_t(kNumVars) * N, NN = int64_t(N) * N;
   T* Ws = sm + p.sm_W;
   T* rowsum = sm + p.sm_rowsum;
   T* Sbuf = sm + p.sm_S;  // [2, spb, 6, N]
@@ -228,19 +213,21 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
       const Slot w = slot_of(p, g, tid);
       if (!w.active) return;
       const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-      rowsum[w.s * N + w.i] = row_sum(p, Ws, Wt_b, w.i);
+      rowsum[w.s * N + w.i] = W_row_sum(p, Ws, Wt_b, w.i);
       T* L = Ls + w.s * n6;
-      for (int v = 0; v < kNumVars; ++v) L[v * N + w.i] = a.grad_state ? a.grad_state[w.b * n6 + v * N + w.i] : T(0);
+      for (int v = 0; v < kNumVars; ++v)
+        L[v * N + w.i] = a.grad_state ? a.grad_state[state_offset(z, w.b) + v * N + w.i] : T(0);
       gp[tid] = NodeParams<double>{0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     });
     int64_t u = 0;  // adjoint steps done in this group: gc of step u goes to gcs[u & 1]
-    for (int64_t sg = n_seg - 1; sg >= 0; --sg) {
-      const int64_t t0 = sg * K, n = (z.n_steps - t0) < K ? (z.n_steps - t0) : K;
+    for (int64_t sg = z.n_segments() - 1; sg >= 0; --sg) {
+      const Segment range = segment(z, sg);
+      const int64_t t0 = range.t0, n = range.n;
       // recompute the segment: states 0..n, couplings and noise of steps 0..n-1
       x.phase([&](int tid) {
         const Slot w = slot_of(p, g, tid);
         if (!w.active) return;
-        const T* ck = a.ckpt + (w.b * n_seg + sg) * n6;
+        const T* ck = a.ckpt + checkpoint_offset(z, w.b, sg);
         T* S = Sbuf + w.s * n6;
         T* st = seg + w.s * p.seg_elems + p.seg_states;
         for (int v = 0; v < kNumVars; ++v) S[v * N + w.i] = st[v * N + w.i] = ck[v * N + w.i];
@@ -255,7 +242,7 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
           T* Sn = Sbuf + ((cur ^ 1) * spb + w.s) * n6;
           T* sb = seg + w.s * p.seg_elems;
           const T* Wt_b = p.w_smem ? nullptr : Wt + w.b * a.W_bstride;
-          sb[p.seg_c + k * N + i] = step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + w.b * n6,
+          sb[p.seg_c + k * N + i] = step_node(z, cfg, p, Ws, Wt_b, rowsum[w.s * N + i], a.params + state_offset(z, w.b),
                                               static_cast<uint32_t>(a.stream[w.b]), t0 + k, i,
                                               input_at(a.u, z, w.b, t0 + k, i), Sc, Sn, sb + p.seg_xi + k * 2 * N);
           T* st = sb + p.seg_states + (k + 1) * n6;
@@ -273,15 +260,15 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
           T* sb = seg + w.s * p.seg_elems;
           const T* S_k = sb + p.seg_states + k * n6;
           const int64_t t = t0 + k;
-          output_cotangents_node(z, cfg, t, int64_t(i), S_k + n6, int64_t(N), a.grad_bold ? a.grad_bold + w.b * out_S : nullptr,
-                                 a.grad_E_rec ? a.grad_E_rec + w.b * out_R : nullptr,
-                                 a.grad_I_rec ? a.grad_I_rec + w.b * out_R : nullptr, L);
+          output_cotangents_node(z, cfg, t, int64_t(i), S_k + n6, int64_t(N),
+                                 a.grad_bold ? a.grad_bold + samples_offset(z, w.b) : nullptr,
+                                 a.grad_E_rec ? a.grad_E_rec + records_offset(z, w.b) : nullptr,
+                                 a.grad_I_rec ? a.grad_I_rec + records_offset(z, w.b) : nullptr, L);
           T* gc = gcs + ((u & 1) * spb + w.s) * N;
-          const T gu = adjoint_node(cfg, a.params + w.b * n6, int64_t(N), int64_t(i), S_k, sb[p.seg_c + k * N + i],
+          const T gu = adjoint_node(cfg, a.params + state_offset(z, w.b), int64_t(N), int64_t(i), S_k, sb[p.seg_c + k * N + i],
                                     input_at(a.u, z, w.b, t, i), sb + p.seg_xi + k * 2 * N, is_hemo_step(cfg, t),
                                     rowsum[w.s * N + i], L, gc, gp[tid]);
-          // this thread alone owns (b, i): its steps add to grad_u in turn, no atomics
-          if (a.grad_u) a.grad_u[(w.b * z.n_u + input_row(z, t)) * N + i] += gu;
+          add_grad_input(a.grad_u, z, w.b, t, int64_t(i), gu);  // this thread alone owns (b, i)
           sb[p.seg_gc + k * N + i] = gc[i];
         });
       }
@@ -309,10 +296,10 @@ NMM_BLOCK void backward_block(X& x, const BackwardArgs<T>& a, const Cfg& cfg, co
       if (!w.active) return;
       T* L = Ls + w.s * n6;
       if (u > 0) add_WT_gc(p, Ws, a.W + w.b * a.W_bstride, w.i, gcs + (((u - 1) & 1) * spb + w.s) * N, L);
-      for (int v = 0; v < kNumVars; ++v) a.grad_state0[w.b * n6 + v * N + w.i] = L[v * N + w.i];
+      for (int v = 0; v < kNumVars; ++v) a.grad_state0[state_offset(z, w.b) + v * N + w.i] = L[v * N + w.i];
       const NodeParams<double> q = gp[tid];
       const double vals[kNumParams] = {q.g, q.g_EE, q.g_IE, q.g_EI, q.I_0, q.sigma};
-      for (int v = 0; v < kNumParams; ++v) a.grad_params[w.b * n6 + v * N + w.i] = T(vals[v]);
+      for (int v = 0; v < kNumParams; ++v) a.grad_params[state_offset(z, w.b) + v * N + w.i] = T(vals[v]);
     });
     if (p.need_G && !p.shared_W) {
       x.phase([&](int tid) {

@@ -1,14 +1,14 @@
 // CUDA registrations of nmmfit::simulate, simulate_backward and noise: checks (shared with the CPU
-// ops, csrc/ops.h), launch plan, workspace from torch's caching allocator, the launch on the
-// current stream. The kernels themselves are in the torch-free simulate_cuda.cu.
+// ops, csrc/ops.h), then BlockBackend (block_backend.h: plan, workspace from torch's caching
+// allocator) over the CUDA device. The kernels themselves are in the torch-free simulate_cuda.cu.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "block_backend.h"
 #include "ops.h"
 #include "simulate_cuda.h"
 
@@ -19,46 +19,33 @@ void check_cuda(const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.is_cuda(), name, ": expected a CUDA tensor, got device ", t.device());
 }
 
-gpu::Plan plan_for(const Sizes& z, const at::Tensor& W, bool backward, bool need_grad_W) {
-  gpu::Limits lim;
-  C10_CUDA_CHECK(gpu::device_limits(W.get_device(), lim));
-  gpu::Plan p;
-  const char* err = gpu::make_plan(z, W.dim() == 3, static_cast<int>(W.element_size()), backward, need_grad_W, lim,
-                                   gpu::overrides_from_env(), p);
-  TORCH_CHECK(err == nullptr, "nmmfit (CUDA): ", err ? err : "", "; got N = ", z.N, " nodes, dtype ", W.scalar_type(),
-              ", ", lim.smem_per_block, " bytes of shared memory per block on this device (largest N: 1024 in float32; ",
-              "in float64 ", lim.smem_per_block / (21 * 8), " for gradients). Use the CPU op for larger networks.");
-  return p;
-}
-
-at::Tensor workspace(const gpu::Plan& p, const at::Tensor& like) {
-  return at::empty({p.ws_bytes > 0 ? p.ws_bytes : 1}, like.options().dtype(at::kByte));
-}
-
-// The CUDA executor: the launch plan, a workspace from torch's caching allocator, the kernels on the
-// current stream of W's device.
-struct CudaExec {
+// The CUDA device of BlockBackend: the kernels on the current stream of W's device, the workspace
+// from torch's caching allocator.
+struct CudaDevice {
+  static constexpr const char* name = "CUDA";
   static c10::cuda::CUDAGuard enter(const at::Tensor& W) {
     check_cuda("W", W);
     return c10::cuda::CUDAGuard(W.device());
   }
-  static void forward(const ForwardCall& c) {
-    const gpu::Plan p = plan_for(c.z, c.W, false, false);
-    at::Tensor ws = workspace(p, c.W);
-    const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
-    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate (CUDA)", [&] {
-      C10_CUDA_CHECK(gpu::simulate_forward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
-    });
+  static gpu::Limits limits(const at::Tensor& W) {
+    gpu::Limits lim;
+    C10_CUDA_CHECK(gpu::device_limits(W.get_device(), lim));
+    return lim;
   }
-  static void backward(const BackwardCall& c) {
-    const gpu::Plan p = plan_for(c.z, c.W, true, c.need_grad_W);
-    at::Tensor ws = workspace(p, c.W);
-    const cudaStream_t cs = c10::cuda::getCurrentCUDAStream(c.W.get_device()).stream();
-    AT_DISPATCH_FLOATING_TYPES(c.W.scalar_type(), "nmmfit::simulate_backward (CUDA)", [&] {
-      C10_CUDA_CHECK(gpu::simulate_backward_cuda(c.args<scalar_t>(), p, ws.data_ptr(), cs));
-    });
+  static at::Tensor workspace(const gpu::Plan& p, const at::Tensor& W) {
+    return at::empty({p.ws_bytes > 0 ? p.ws_bytes : 1}, W.options().dtype(at::kByte));
+  }
+  template <class T>
+  static void forward(const ForwardArgs<T>& a, const gpu::Plan& p, void* ws) {
+    C10_CUDA_CHECK(gpu::simulate_forward_cuda(a, p, ws, c10::cuda::getCurrentCUDAStream().stream()));
+  }
+  template <class T>
+  static void backward(const BackwardArgs<T>& a, const gpu::Plan& p, void* ws) {
+    C10_CUDA_CHECK(gpu::simulate_backward_cuda(a, p, ws, c10::cuda::getCurrentCUDAStream().stream()));
   }
 };
+
+using CudaBackend = gpu::BlockBackend<CudaDevice>;
 
 at::Tensor noise_op_cuda(int64_t seed, const at::Tensor& stream_, int64_t N, int64_t n_steps, int64_t step_offset,
                          at::ScalarType dtype) {
@@ -79,8 +66,8 @@ at::Tensor noise_op_cuda(int64_t seed, const at::Tensor& stream_, int64_t N, int
 }  // namespace
 
 TORCH_LIBRARY_IMPL(nmmfit, CUDA, m) {
-  m.impl("simulate", &simulate_op<CudaExec>);
-  m.impl("simulate_backward", &simulate_backward_op<CudaExec>);
+  m.impl("simulate", &simulate_op<CudaBackend>);
+  m.impl("simulate_backward", &simulate_backward_op<CudaBackend>);
   m.impl("noise", &noise_op_cuda);
 }
 

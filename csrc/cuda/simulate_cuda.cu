@@ -1,19 +1,22 @@
-// CUDA executor of the step program: the bodies of block_program.h run with threads = nodes and
-// barriers = __syncthreads. No torch headers here (raw pointers, cudaStream_t); see plan.h for the
-// thread mapping, shared memory and workspace layouts.
+// The CUDA device: the bodies of block_program.h run with threads = nodes and barriers =
+// __syncthreads, launched by launch.h's sequence with the CudaLaunch policy. No torch headers here
+// (raw pointers, cudaStream_t); see plan.h for the thread mapping, shared memory and workspace layouts.
 #include "simulate_cuda.h"
 
 #include "block_program.h"
+#include "launch.h"
 
 namespace nmmfit {
 namespace gpu {
 namespace {
 
-struct CudaExec {
+// The block runner of block_program.h on the GPU: threads are CUDA threads, a phase ends in
+// __syncthreads, per-thread variables are registers.
+struct CudaBlock {
   template <class V>
   struct Local {
     V v;
-    __device__ explicit Local(const CudaExec&) {}
+    __device__ explicit Local(const CudaBlock&) {}
     __device__ V& operator[](int) { return v; }
   };
   __device__ int nthreads() const { return static_cast<int>(blockDim.x); }
@@ -31,7 +34,7 @@ struct CudaExec {
 template <class T, int MaxThreads>
 __global__ void __launch_bounds__(MaxThreads) forward_kernel(const ForwardArgs<T> a, const Plan p, const T* Wt) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  CudaExec x;
+  CudaBlock x;
   forward_block(x, a, a.z.cfg, p, Wt, reinterpret_cast<T*>(smem_raw));
 }
 
@@ -39,8 +42,8 @@ template <class T, int MaxThreads>
 __global__ void __launch_bounds__(MaxThreads)
     backward_kernel(const BackwardArgs<T> a, const Plan p, const T* Wt, double* G, T* seg) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  CudaExec x;
-  backward_block(x, a, a.z.cfg, p, Wt, G + blockIdx.x * p.G_elems, seg + blockIdx.x * p.spb * p.seg_elems,
+  CudaBlock x;
+  backward_block(x, a, a.z.cfg, p, Wt, block_G(p, G, blockIdx.x), block_segments(p, seg, blockIdx.x),
                  reinterpret_cast<T*>(smem_raw));
 }
 
@@ -89,13 +92,42 @@ cudaError_t allow_smem(Kernel kernel, int64_t bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 }
 
-template <class T>
-cudaError_t transpose(const T* W, T* Wt, int64_t nb, int N, cudaStream_t stream) {
-  const unsigned int nt = static_cast<unsigned int>((N + 31) / 32);
-  transpose_kernel<T><<<dim3(nt, nt, static_cast<unsigned int>(nb < 65535 ? nb : 65535)), dim3(32, 8), 0, stream>>>(
-      W, Wt, nb, N);
-  return cudaGetLastError();
-}
+// launch.h's policy on the GPU: every piece is a kernel on the caller's stream.
+struct CudaLaunch {
+  using Status = cudaError_t;
+  static constexpr Status success = cudaSuccess;
+  static bool ok(Status e) { return e == cudaSuccess; }
+  cudaStream_t stream;
+
+  template <class T>
+  Status transpose(const T* W, T* Wt, int64_t nb, int N) {
+    const unsigned int nt = static_cast<unsigned int>((N + 31) / 32);
+    transpose_kernel<T><<<dim3(nt, nt, static_cast<unsigned int>(nb < 65535 ? nb : 65535)), dim3(32, 8), 0, stream>>>(
+        W, Wt, nb, N);
+    return cudaGetLastError();
+  }
+  template <class T>
+  Status forward(const ForwardArgs<T>& a, const Plan& p, const T* Wt) {
+    auto kernel = p.threads <= kSmallBlock ? forward_kernel<T, kSmallBlock> : forward_kernel<T, kMaxNodes>;
+    const Status e = allow_smem(kernel, p.smem_bytes);
+    if (e != cudaSuccess) return e;
+    kernel<<<static_cast<unsigned int>(p.grid), p.threads, p.smem_bytes, stream>>>(a, p, Wt);
+    return cudaGetLastError();
+  }
+  template <class T>
+  Status backward(const BackwardArgs<T>& a, const Plan& p, const T* Wt, double* G, T* seg) {
+    auto kernel = p.threads <= kSmallBlock ? backward_kernel<T, kSmallBlock> : backward_kernel<T, kMaxNodes>;
+    const Status e = allow_smem(kernel, p.smem_bytes);
+    if (e != cudaSuccess) return e;
+    kernel<<<static_cast<unsigned int>(p.grid), p.threads, p.smem_bytes, stream>>>(a, p, Wt, G, seg);
+    return cudaGetLastError();
+  }
+  template <class T>
+  Status reduce_grad_W(const double* G, int64_t slots, int N, int coupling, T* grad_W) {
+    reduce_grad_W_kernel<T><<<blocks_for(int64_t(N) * N, 256), 256, 0, stream>>>(G, slots, N, coupling, grad_W);
+    return cudaGetLastError();
+  }
+};
 
 }  // namespace
 
@@ -115,49 +147,16 @@ cudaError_t device_limits(int device, Limits& out) {
   return cudaSuccess;
 }
 
-// W^T in the workspace for the kernels that read W from global memory (coalesced columns); null
-// when W fits in shared memory.
-template <class T>
-cudaError_t prepare_Wt(const T* W, int64_t W_bstride, int64_t B, const Plan& p, char* ws, cudaStream_t stream,
-                       const T*& Wt) {
-  Wt = nullptr;
-  if (p.w_smem) return cudaSuccess;
-  T* wt = reinterpret_cast<T*>(ws + p.ws_Wt);
-  const cudaError_t e = transpose(W, wt, W_bstride ? B : 1, p.N, stream);
-  if (e == cudaSuccess) Wt = wt;
-  return e;
-}
-
 template <class T>
 cudaError_t simulate_forward_cuda(const ForwardArgs<T>& a, const Plan& p, void* workspace, cudaStream_t stream) {
-  char* ws = static_cast<char*>(workspace);
-  const T* Wt = nullptr;
-  cudaError_t e;
-  if ((e = prepare_Wt(a.W, a.W_bstride, a.z.B, p, ws, stream, Wt)) != cudaSuccess) return e;
-  auto kernel = p.threads <= kSmallBlock ? forward_kernel<T, kSmallBlock> : forward_kernel<T, kMaxNodes>;
-  if ((e = allow_smem(kernel, p.smem_bytes)) != cudaSuccess) return e;
-  kernel<<<static_cast<unsigned int>(p.grid), p.threads, p.smem_bytes, stream>>>(a, p, Wt);
-  return cudaGetLastError();
+  CudaLaunch dev{stream};
+  return run_forward(dev, a, p, workspace);
 }
 
 template <class T>
 cudaError_t simulate_backward_cuda(const BackwardArgs<T>& a, const Plan& p, void* workspace, cudaStream_t stream) {
-  char* ws = static_cast<char*>(workspace);
-  const T* Wt = nullptr;
-  cudaError_t e;
-  if ((e = prepare_Wt(a.W, a.W_bstride, a.z.B, p, ws, stream, Wt)) != cudaSuccess) return e;
-  double* G = reinterpret_cast<double*>(ws + p.ws_G);
-  T* seg = reinterpret_cast<T*>(ws + p.ws_seg);
-  auto kernel = p.threads <= kSmallBlock ? backward_kernel<T, kSmallBlock> : backward_kernel<T, kMaxNodes>;
-  if ((e = allow_smem(kernel, p.smem_bytes)) != cudaSuccess) return e;
-  kernel<<<static_cast<unsigned int>(p.grid), p.threads, p.smem_bytes, stream>>>(a, p, Wt, G, seg);
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  if (p.need_G && p.shared_W) {
-    const int64_t NN = int64_t(p.N) * p.N;
-    reduce_grad_W_kernel<T><<<blocks_for(NN, 256), 256, 0, stream>>>(G, p.grid, p.N, a.z.cfg.coupling, a.grad_W);
-    if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  }
-  return cudaSuccess;
+  CudaLaunch dev{stream};
+  return run_backward(dev, a, p, workspace);
 }
 
 template <class T>

@@ -1,5 +1,6 @@
-// Launchers of the CUDA executor (simulate_cuda.cu). Plain C++ with raw pointers and cudaStream_t:
-// no torch headers, so the .cu compiles in seconds; ops_cuda.cpp checks, plans and allocates.
+// Launchers of the CUDA device (simulate_cuda.cu: launch.h's sequence with the CUDA launch policy).
+// Plain C++ with raw pointers and cudaStream_t: no torch headers, so the .cu compiles in seconds;
+// ops_cuda.cpp (block_backend.h) checks, plans and allocates.
 #pragma once
 #include <cuda_runtime_api.h>
 

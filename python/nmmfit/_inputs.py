@@ -35,6 +35,13 @@ class SimInputs:
     u: torch.Tensor | None = None   # [B, n_u, N] external input (may be an expanded view), or None
     u_every: int = 1                # steps per row of u
 
+    def op_args(self) -> dict:
+        """The arguments of ``nmmfit::simulate`` by schema name (order them with ``_schema.call_by_name``)."""
+        return dict(W=self.W, params=self.params, state0=self.state0, stream=self.stream, seed=self.seed,
+                    step_offset=self.step_offset, n_steps=self.n_steps, steps_per_sample=self.steps_per_sample,
+                    record_every=self.record_every, checkpoint_every=self.checkpoint_every, noise=self.noise,
+                    switches=self.preset.switches(), scalars=self.preset.scalars(), u=self.u, u_every=self.u_every)
+
     @property
     def B(self) -> int:
         return self.params.shape[0]
@@ -45,7 +52,8 @@ class SimInputs:
 
 
 def _is_tracing() -> bool:
-    return torch.compiler.is_compiling() if hasattr(torch, "compiler") else False
+    """Values are not concrete: torch.compile traces, or torch.func transforms (vmap) wrap the tensors."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
 
 
 def _check_int(name, value, minimum):

@@ -23,19 +23,10 @@ struct Sizes {
   int64_t u_every, n_u;   // external input: one row per u_every steps, n_u rows (0: no input)
   Config cfg;
 
-  int64_t n_samples() const { return n_steps / steps_per_sample; }
-  int64_t n_records() const { return record_every > 0 ? n_steps / record_every : 0; }
-  int64_t n_segments() const { return (n_steps + checkpoint_every - 1) / checkpoint_every; }
+  NMM_HD int64_t n_samples() const { return n_steps / steps_per_sample; }
+  NMM_HD int64_t n_records() const { return record_every > 0 ? n_steps / record_every : 0; }
+  NMM_HD int64_t n_segments() const { return (n_steps + checkpoint_every - 1) / checkpoint_every; }
 };
-
-// The row of the external input u [B, n_u, N] that local step t reads.
-NMM_HD int64_t input_row(const Sizes& z, int64_t t) { return t / z.u_every; }
-
-// The external input of node i of simulation b at local step t: u [B, n_u, N] or nullptr (none).
-template <class T>
-NMM_HD T input_at(const T* u, const Sizes& z, int64_t b, int64_t t, int64_t i) {
-  return u ? u[(b * z.n_u + input_row(z, t)) * z.N + i] : T(0);
-}
 
 template <class T>
 struct ForwardArgs {

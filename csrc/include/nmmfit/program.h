@@ -19,6 +19,7 @@
 #include "nmmfit/model.h"
 #include "nmmfit/params.h"
 #include "nmmfit/philox.h"
+#include "nmmfit/schedule.h"
 
 namespace nmmfit {
 
@@ -44,14 +45,6 @@ template <class T>
 NMM_HD void store_params(T* P, int64_t ld, int64_t i, const NodeParams<T>& p) {
   P[i] = p.g; P[ld + i] = p.g_EE; P[2 * ld + i] = p.g_IE; P[3 * ld + i] = p.g_EI; P[4 * ld + i] = p.I_0; P[5 * ld + i] = p.sigma;
 }
-
-// Hemodynamics advance on local steps t with (t + 1) % hemo_every == 0 (every step for griffiths2022,
-// every 10th for deco2014), driven by E at the start of that step.
-NMM_HD bool is_hemo_step(const Config& cfg, int64_t t) { return (t + 1) % cfg.hemo_every == 0; }
-
-NMM_HD bool is_sample_step(const Sizes& z, int64_t t) { return (t + 1) % z.steps_per_sample == 0; }
-
-NMM_HD bool is_record_step(const Sizes& z, int64_t t) { return z.record_every > 0 && (t + 1) % z.record_every == 0; }
 
 // The normals of node i at local step t (zero when noise is off). xi [2, ld].
 template <class T>
@@ -92,9 +85,9 @@ template <class T, class Cfg>
 NMM_HD void emit_node(const Sizes& z, const Cfg& cfg, int64_t t, int64_t i, const T* S, int64_t ld, T* bold_b,
                       T* E_rec_b, T* I_rec_b) {
   const int64_t N = z.N;
-  if (is_sample_step(z, t)) bold_b[((t + 1) / z.steps_per_sample - 1) * N + i] = bold(cfg, S[4 * ld + i], S[5 * ld + i]);
+  if (is_sample_step(z, t)) bold_b[sample_index(z, t) * N + i] = bold(cfg, S[4 * ld + i], S[5 * ld + i]);
   if (is_record_step(z, t)) {
-    const int64_t k = (t + 1) / z.record_every - 1;
+    const int64_t k = record_index(z, t);
     E_rec_b[k * N + i] = S[i];
     I_rec_b[k * N + i] = S[ld + i];
   }
@@ -108,12 +101,12 @@ NMM_HD void output_cotangents_node(const Sizes& z, const Cfg& cfg, int64_t t, in
   const int64_t N = z.N;
   if (g_bold_b && is_sample_step(z, t)) {
     T gv = L[4 * ld + i], gq = L[5 * ld + i];
-    bold_vjp(cfg, S_next[4 * ld + i], S_next[5 * ld + i], g_bold_b[((t + 1) / z.steps_per_sample - 1) * N + i], gv, gq);
+    bold_vjp(cfg, S_next[4 * ld + i], S_next[5 * ld + i], g_bold_b[sample_index(z, t) * N + i], gv, gq);
     L[4 * ld + i] = gv;
     L[5 * ld + i] = gq;
   }
   if (is_record_step(z, t)) {
-    const int64_t k = (t + 1) / z.record_every - 1;
+    const int64_t k = record_index(z, t);
     if (g_E_b) L[i] += g_E_b[k * N + i];
     if (g_I_b) L[ld + i] += g_I_b[k * N + i];
   }
