@@ -389,3 +389,11 @@ def test_ctrl_c_interrupts_a_long_simulate():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_extension_refuses_a_different_torch():
+    from nmmfit._ext import check_torch_version
+
+    check_torch_version("2.13.0+cpu", "2.13.0+cu130")                 # same release, other build: fine
+    with pytest.raises(ImportError, match=r"built against torch 2.12.0.*torch 2.13.0 is installed.*rebuild"):
+        check_torch_version("2.12.0", "2.13.0")

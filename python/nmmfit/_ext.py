@@ -16,6 +16,19 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
     _IMPORT_ERROR = exc
 
 
+def check_torch_version(built: str, running: str) -> None:
+    """The extension is compiled against one torch: refuse another (its C++ ABI may differ, and a
+    mismatch crashes or corrupts instead of failing cleanly)."""
+    if built.split("+")[0] != running.split("+")[0]:
+        raise ImportError(f"nmmfit was built against torch {built} but torch {running} is installed; rebuild it "
+                          f"against this torch: pip install --no-build-isolation --no-deps --force-reinstall nmmfit "
+                          f"(from its source), or install torch {built.split('+')[0]}")
+
+
+if HAS_EXTENSION:
+    check_torch_version(_C.build_info()["torch_version"], torch.__version__)
+
+
 def build_info() -> dict:
     """What the compiled extension was built with: torch version, CUDA on/off and archs, OpenMP threads."""
     if not HAS_EXTENSION:
