@@ -107,6 +107,45 @@ def _bound(s: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.tanh(1e-5 + torch.relu(s))
 
 
+def _neural_step(inp, E, I, rowsum, u_t, xi_t):
+    """One Euler-Maruyama step of (E, I) ``[B, N]``: coupling, currents, rates, noise ``xi_t #
+    [B, 2, N]`` (None: none), external input ``u_t # [B, N]`` (None: none), state bounds."""
+    p, C, W = inp.preset, CONSTANTS, inp.W
+    g, g_EE, g_IE, g_EI, I_0, sigma = inp.params.unbind(1)          # each [B, N]
+    c = E @ W.T if W.dim() == 2 else torch.bmm(W, E.unsqueeze(-1)).squeeze(-1)
+    if rowsum is not None:
+        c = c - rowsum * E
+    J_E = C["W_E"] * I_0 + g_EE * E + g * c - g_IE * I
+    if u_t is not None:
+        J_E = J_E + u_t
+    J_I = C["W_I"] * I_0 + g_EI * E - I
+    if p.current_squash == "tanh_relu":
+        J_E, J_I = torch.tanh(torch.relu(J_E)), torch.tanh(torch.relu(J_I))
+    r_E = rate_ref(J_E, C["a_E"], C["b_E"], C["d_E"], p.rate)
+    r_I = rate_ref(J_I, C["a_I"], C["b_I"], C["d_I"], p.rate)
+    E_new = E + p.dt * (-E / C["tau_E"] + C["gamma_E"] * (1.0 - E) * r_E)
+    I_new = I + p.dt * (-I / C["tau_I"] + C["gamma_I"] * r_I)
+    if xi_t is not None:
+        sq_dt = math.sqrt(p.dt)
+        E_new = E_new + sq_dt * sigma * xi_t[:, 0]
+        I_new = I_new + sq_dt * sigma * xi_t[:, 1]
+    return _bound(E_new, p.state_bound), _bound(I_new, p.state_bound)
+
+
+def _hemo_step(p, E, x, f, v, q):
+    """One Balloon-Windkessel step of (x, f, v, q) ``[B, N]`` driven by ``E``."""
+    C, dt_h, rho = CONSTANTS, p.hemo_dt, CONSTANTS["rho"]
+    v_pow = v ** (1.0 / C["alpha"])
+    x_new = x + dt_h * (E - x / C["tau_s"] - (f - 1.0) / C["tau_f"])
+    f_new = f + dt_h * x
+    v_new = v + dt_h * (f - v_pow) / C["tau_0"]
+    q_new = q + dt_h * (f * (1.0 - (1.0 - rho) ** (1.0 / f)) / rho - q * v_pow / v) / C["tau_0"]
+    if p.hemo_bound:
+        return torch.tanh(x_new), 1.0 + torch.tanh(f_new - 1.0), 1.0 + torch.tanh(v_new - 1.0), \
+            1.0 + torch.tanh(q_new - 1.0)
+    return x_new, f_new, v_new, q_new
+
+
 def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths2022",
                  steps_per_sample=None, record_every=0, seed=0, stream=None, step_offset=0,
                  noise=True, checkpoint_every=None, batch=None, u=None, u_every=None) -> SimOutput:
@@ -140,70 +179,27 @@ def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths202
     inp = prepare_inputs(W, params, state0, n_steps, preset=preset, steps_per_sample=steps_per_sample,
                          record_every=record_every, seed=seed, stream=stream, step_offset=step_offset,
                          noise=noise, checkpoint_every=checkpoint_every, batch=batch, u=u, u_every=u_every)
-    p, C = inp.preset, CONSTANTS
-    W = inp.W
+    p = inp.preset
     B, N, T = inp.B, inp.N, inp.n_steps
-    dtype, device = W.dtype, W.device
-    g, g_EE, g_IE, g_EI, I_0, sigma = inp.params.unbind(1)          # each [B, N]
+    dtype, device = inp.W.dtype, inp.W.device
     E, I, x, f, v, q = inp.state0.unbind(1)                         # each [B, N]
-
-    shared = W.dim() == 2
-    if p.coupling == "laplacian":
-        rowsum = W.sum(-1)                                          # [N] or [B, N]
-    drive_E = C["W_E"] * I_0
-    drive_I = C["W_I"] * I_0
-    sq_dt = math.sqrt(p.dt)
-    dt, dt_h = p.dt, p.hemo_dt
-    inv_alpha, rho = 1.0 / C["alpha"], C["rho"]
+    rowsum = inp.W.sum(-1) if p.coupling == "laplacian" else None   # [N] or [B, N]
     sps, rec = inp.steps_per_sample, inp.record_every
-
-    def bold_of(q, v):
-        return p.bold_scale * (C["k1"] * (1.0 - q) + C["k2"] * (1.0 - q / v) + C["k3"] * (1.0 - v))
-
     bolds, Es, Is = [], [], []
     xi = None
     for t in range(T):
         if inp.noise and t % _NOISE_CHUNK == 0:
             xi = noise_ref(inp.seed, inp.stream, N, min(_NOISE_CHUNK, T - t), inp.step_offset + t,
                            dtype=dtype, device=device)              # [B, chunk, 2, N]
-        # neural step
-        if shared:
-            c = E @ W.T
-        else:
-            c = torch.bmm(W, E.unsqueeze(-1)).squeeze(-1)
-        if p.coupling == "laplacian":
-            c = c - rowsum * E
-        J_E = drive_E + g_EE * E + g * c - g_IE * I
-        if inp.u is not None:
-            J_E = J_E + inp.u[:, t // inp.u_every]
-        J_I = drive_I + g_EI * E - I
-        if p.current_squash == "tanh_relu":
-            J_E, J_I = torch.tanh(torch.relu(J_E)), torch.tanh(torch.relu(J_I))
-        r_E = rate_ref(J_E, C["a_E"], C["b_E"], C["d_E"], p.rate)
-        r_I = rate_ref(J_I, C["a_I"], C["b_I"], C["d_I"], p.rate)
-        E_new = E + dt * (-E / C["tau_E"] + C["gamma_E"] * (1.0 - E) * r_E)
-        I_new = I + dt * (-I / C["tau_I"] + C["gamma_I"] * r_I)
-        if inp.noise:
-            k = t % _NOISE_CHUNK
-            E_new = E_new + sq_dt * sigma * xi[:, k, 0]
-            I_new = I_new + sq_dt * sigma * xi[:, k, 1]
-        E_new, I_new = _bound(E_new, p.state_bound), _bound(I_new, p.state_bound)
+        u_t = None if inp.u is None else inp.u[:, t // inp.u_every]
+        E_new, I_new = _neural_step(inp, E, I, rowsum, u_t, None if not inp.noise else xi[:, t % _NOISE_CHUNK])
         # hemodynamic step, driven by the start-of-step E, reading the start-of-step x, f, v, q
         if (t + 1) % p.hemo_every == 0:
-            v_pow = v ** inv_alpha
-            x_new = x + dt_h * (E - x / C["tau_s"] - (f - 1.0) / C["tau_f"])
-            f_new = f + dt_h * x
-            v_new = v + dt_h * (f - v_pow) / C["tau_0"]
-            q_new = q + dt_h * (f * (1.0 - (1.0 - rho) ** (1.0 / f)) / rho - q * v_pow / v) / C["tau_0"]
-            if p.hemo_bound:
-                x_new = torch.tanh(x_new)
-                f_new = 1.0 + torch.tanh(f_new - 1.0)
-                v_new = 1.0 + torch.tanh(v_new - 1.0)
-                q_new = 1.0 + torch.tanh(q_new - 1.0)
-            x, f, v, q = x_new, f_new, v_new, q_new
+            x, f, v, q = _hemo_step(p, E, x, f, v, q)
         E, I = E_new, I_new
         if (t + 1) % sps == 0:
-            bolds.append(bold_of(q, v))
+            bolds.append(p.bold_scale * (CONSTANTS["k1"] * (1.0 - q) + CONSTANTS["k2"] * (1.0 - q / v)
+                                         + CONSTANTS["k3"] * (1.0 - v)))
         if rec and (t + 1) % rec == 0:
             Es.append(E)
             Is.append(I)
