@@ -213,3 +213,14 @@ def test_sampling_period_follows_the_data_tr(tmp_path):
                 heldout="none", figures=False, progress=False, test_windows=1, backend=BACKEND)
     cfg = FitResult.load(tmp_path).config
     assert cfg["model"]["tr"] == pytest.approx(2.0) and cfg["steps_per_sample"] == 40
+
+
+def test_double_converts_the_model_and_its_simulations():
+    m = RWW(_sc(), batch=2, backend=BACKEND).double()
+    assert m.dtype_ == torch.float64 and m.raw("g").dtype == torch.float64 and m.gains.dtype == torch.float64
+    out = m(2, m.initial_state(seed=1))
+    assert out.bold.dtype == torch.float64 and torch.isfinite(out.bold).all()
+    out.bold.sum().backward()
+    assert m.raw("g").grad.dtype == torch.float64
+    back = m.to(torch.float32)
+    assert back.dtype_ == torch.float32 and back(1).bold.dtype == torch.float32
