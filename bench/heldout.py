@@ -461,6 +461,36 @@ def record(row: dict, path: Path = RESULTS_JSONL):
         f.write(json.dumps(_jsonable(row)) + "\n")
 
 
+def table(path: Path = RESULTS_JSONL) -> str:
+    """Markdown tables of every recorded row (python bench/heldout.py --table)."""
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    out = ["### Baselines (data only; no model)", "",
+           "| dataset | subject | split | r(SC,FC_ho) log1p / maxlog / raw | r(group FC, FC_ho) | test-retest r(FC_tr, FC_ho) "
+           "| shrinkage a*group+(1-a)*FC_tr (a from inner split) | subject-specific part of FC_tr |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["method"] == "baselines":
+            out.append(f"| {r['dataset']} | {r['subject']} | {r['split']} | {r['r_sc']:.3f} / {r['r_sc_maxlog']:.3f} / "
+                       f"{r['r_sc_raw']:.3f} | {r['r_group']:.3f} | {r['r_retest']:.3f} | {r['r_shrink']:.3f} (a={r['shrink_a']:.2f}) "
+                       f"| {r['subj_part_retest']:.3f} |")
+    out += ["", "### Fits (held-out = FC of a fresh 120-window simulation of the estimate vs the held-out FC; restart "
+            "picked on the training fit)", "",
+            "| method | dataset | subject | lam | in-sample r | **held-out r** | r(model, group FC) | subject-specific part | "
+            "held-out r, gains -> group | held-out r, gains -> 0 (W=SC) | g, g_EE | wall s | load | command |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["method"] == "baselines":
+            continue
+        gg = r.get("heldout_r_groupgains")
+        p = r.get("params", {})
+        out.append(f"| {r['method']} | {r['dataset']} | {r['subject']} | {r.get('lam', 0):g} | {r['insample_r']:.3f} | "
+                   f"**{r['heldout_r']:.3f}** | {r['r_model_group']:.3f} | {r['subj_part']:.3f} | "
+                   f"{'-' if gg is None else f'{gg:.3f}'} | {r['heldout_r_gains0']:.3f} | "
+                   f"{p.get('g', float('nan')):.1f}, {p.get('g_EE', float('nan')):.2f} | {r['wall_s']:.0f} | "
+                   f"{r.get('load', [0])[0]:.1f} | `{r.get('cmd', '')}` |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="hcp_schaefer100", choices=sorted(SUBJECTS))
@@ -476,7 +506,11 @@ def main(argv=None):
                    help="gain penalty weight(s); several: chosen on the inner split of the training data")
     p.add_argument("--shrink-a", type=float, default=None, help="group_shrink: fixed a (default: chosen on the inner split)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--table", action="store_true", help="print the markdown tables of the recorded rows")
     args = p.parse_args(argv)
+    if args.table:
+        print(table())
+        return
     torch.set_num_threads(args.threads)
     subs = SUBJECTS[args.dataset] if args.subjects is None else [int(s) for s in args.subjects.split(",")]
     tasks = [load_task(args.dataset, k) for k in subs]
