@@ -484,10 +484,46 @@ def record(row: dict, path: Path = RESULTS_JSONL):
         f.write(json.dumps(_jsonable(row)) + "\n")
 
 
+def _wall(r) -> float:
+    """Total seconds of a row: the group stage is cached across methods, so add it to stage-2 rows."""
+    return r["wall_s"] + (r.get("group_stage_s", 0.0) if r["method"] in ("group_subj", "group_shrink", "group_session") else 0.0)
+
+
+def _label(r) -> str:
+    return r["method"] + ("" if r.get("gains", "tanh") == "tanh" else " (exp gains)") + \
+        (" g-grid" if "g-grid" in r.get("cmd", "") else "")
+
+
+def pivot(rows) -> list:
+    """held-out r per method (rows) x subject (columns), per dataset, with the baselines first."""
+    out = []
+    for ds in SUBJECTS:
+        base = {r["subject"]: r for r in rows if r["method"] == "baselines" and r["dataset"] == ds}
+        if not base:
+            continue
+        subs = list(base)
+        out += ["", f"#### {ds}: held-out FC r per subject (last column: mean)", "",
+                "| | " + " | ".join(subs) + " | mean |", "|---" * (len(subs) + 2) + "|"]
+        for name, key in (("r(SC, FC_ho), log1p SC", "r_sc"), ("group FC (other people)", "r_group"),
+                          ("test-retest FC_train", "r_retest"), ("shrinkage FC (data only)", "r_shrink")):
+            v = [base[k][key] for k in subs]
+            out.append(f"| baseline: {name} | " + " | ".join(f"{x:.3f}" for x in v) + f" | {np.mean(v):.3f} |")
+        labels = []
+        for r in rows:
+            if r["method"] != "baselines" and r["dataset"] == ds and _label(r) not in labels:
+                labels.append(_label(r))
+        for lab in labels:
+            last = {r["subject"]: r for r in rows if r["dataset"] == ds and r["method"] != "baselines" and _label(r) == lab}
+            v = [last[k]["heldout_r"] if k in last else float("nan") for k in subs]
+            out.append(f"| {lab} | " + " | ".join("-" if np.isnan(x) else f"{x:.3f}" for x in v) +
+                       f" | {np.nanmean(v):.3f} |")
+    return out
+
+
 def table(path: Path = RESULTS_JSONL) -> str:
     """Markdown tables of every recorded row (python bench/heldout.py --table)."""
     rows = [json.loads(l) for l in open(path) if l.strip()]
-    out = ["### Baselines (data only; no model)", "",
+    out = pivot(rows) + ["", "### Baselines (data only; no model)", "",
            "| dataset | subject | split | r(SC,FC_ho) log1p / maxlog / raw | r(group FC, FC_ho) | test-retest r(FC_tr, FC_ho) "
            "| shrinkage a*group+(1-a)*FC_tr (a from inner split) | subject-specific part of FC_tr |",
            "|---|---|---|---|---|---|---|---|"]
@@ -506,10 +542,10 @@ def table(path: Path = RESULTS_JSONL) -> str:
             continue
         gg = r.get("heldout_r_groupgains")
         p = r.get("params", {})
-        out.append(f"| {r['method']}{'' if r.get('gains', 'tanh') == 'tanh' else ' (exp gains)'} | {r['dataset']} | {r['subject']} | {r.get('lam', 0):g} | {r['insample_r']:.3f} | "
+        out.append(f"| {_label(r)} | {r['dataset']} | {r['subject']} | {r.get('lam', 0):g} | {r['insample_r']:.3f} | "
                    f"**{r['heldout_r']:.3f}** | {r['r_model_group']:.3f} | {r['subj_part']:.3f} | "
                    f"{'-' if gg is None else f'{gg:.3f}'} | {r['heldout_r_gains0']:.3f} | "
-                   f"{p.get('g', float('nan')):.1f}, {p.get('g_EE', float('nan')):.2f} | {r['wall_s']:.0f} | "
+                   f"{p.get('g', float('nan')):.1f}, {p.get('g_EE', float('nan')):.2f} | {_wall(r):.0f} | "
                    f"{r.get('load', [0])[0]:.1f} | `{r.get('cmd', '')}` |")
     return "\n".join(out)
 
