@@ -490,8 +490,10 @@ def _wall(r) -> float:
 
 
 def _label(r) -> str:
-    return r["method"] + ("" if r.get("gains", "tanh") == "tanh" else " (exp gains)") + \
-        (" g-grid" if "g-grid" in r.get("cmd", "") else "")
+    paper = r["method"].startswith("paper")
+    return r["method"] + ("" if paper else f" ({r.get('gains', 'tanh')} gains)") + \
+        (" g-grid" if "g-grid" in r.get("cmd", "") else "") + \
+        (f" {r['epochs1']} group epochs" if not paper and r["method"] != "regime" and r.get("epochs1", 12) != 12 else "")
 
 
 def pivot(rows) -> list:
