@@ -162,7 +162,7 @@ class RWW(nn.Module):
         if "sigma_out" in self.regional:
             raise ValueError("regional: sigma_out is global only")
         self.sc_preprocess = self.scheme.sc_preprocess if sc_preprocess is None else sc_preprocess
-        sc = preprocess_sc(sc, method=self.sc_preprocess).to(dtype)
+        sc = preprocess_sc(check_tensor("sc", sc, dims=(2, 3), finite=False), method=self.sc_preprocess).to(dtype)
         init = dict(init or {})
         unknown = set(init) - set(MODEL_PARAM_NAMES)
         if unknown:

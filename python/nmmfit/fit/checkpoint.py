@@ -49,7 +49,17 @@ def load_checkpoint(path) -> dict:
     try:
         return torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as exc:  # noqa: BLE001  (any unpickling failure means the same to the user)
-        raise CheckpointError(f"{path}: the checkpoint cannot be read safely ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path}: the checkpoint holds more than tensors and plain containers, so it was "
+                              f"not loaded (loading it could run code: {_reason(exc)}); delete it or use another "
+                              f"out_dir") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """One line of torch's unpickling error: the object refused (its message spans several lines
+    and suggests ``weights_only=False``, which is exactly what must not be done here)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    refused = [ln for ln in lines if "Unsupported global" in ln]
+    return (refused or lines or [type(exc).__name__])[0].split(". Please use")[0]
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "MAGIC"]
