@@ -50,8 +50,8 @@ def _is_tracing() -> bool:
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value < 2**63:
+        raise ValueError(f"{name}: expected an int in [{minimum}, 2**63), got {value!r}")
     return int(value)
 
 
@@ -97,7 +97,7 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (0 <= seed < 2**63):
         raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
     seed = int(seed)
-    if step_offset + n_steps > 2**63:
+    if step_offset + n_steps >= 2**63:
         raise ValueError("step_offset: step_offset + n_steps must stay below 2**63")
     if checkpoint_every is None:
         checkpoint_every = max(1, math.isqrt(n_steps))
@@ -171,6 +171,8 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if len(set(sizes.values())) > 1:
         raise ValueError(f"batch size: arguments disagree on B: {sizes}")
     B = next(iter(sizes.values()), 1)
+    if B * 6 * N >= 2**63:
+        raise ValueError(f"batch: B={B} simulations of N={N} regions are too many to hold in memory")
 
     cols = []
     for name in PARAM_NAMES:

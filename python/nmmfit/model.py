@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_seed, check_tensor
+from ._validate import check_bool, check_choice, check_float, check_int, check_names, check_seed, check_tensor
 from .params.schemes import (MODEL_PARAM_NAMES, PAPER_FIT, PAPER_INIT, FitScheme, get_scheme,  # noqa: F401
                              paper_init)
 from .presets import PARAM_NAMES, Preset, get_preset
@@ -38,16 +38,6 @@ def _resolve_scheme(scheme, preset) -> FitScheme:
         return get_scheme(get_preset("griffiths2022" if preset is None else preset))
     scheme = get_scheme(scheme)
     return scheme if preset is None else scheme.replace(preset=get_preset(preset))
-
-
-def _param_names(label: str, names) -> tuple:
-    if isinstance(names, str):
-        raise TypeError(f"{label}: expected a list of parameter names, got the string {names!r} (write [{names!r}])")
-    names = tuple(names)
-    bad = [n for n in names if n not in MODEL_PARAM_NAMES]
-    if bad:
-        raise ValueError(f"{label}: unknown parameter names {bad}; expected names from {MODEL_PARAM_NAMES}")
-    return names
 
 
 def _init_sizes(init: Mapping, regional: tuple, N: int) -> dict:
@@ -74,7 +64,7 @@ def _batch_size(sc: torch.Tensor, init: Mapping, stream, batch, regional: tuple 
     if stream is not None:
         given["stream"] = stream.shape[0]
     if batch is not None:
-        given["batch"] = check_int("batch", batch, 1)
+        given["batch"] = check_int("batch", batch, 1, 2**31 - 1)
     from_init = _init_sizes(init, regional, N)
     per_region = [n for n, b in from_init.items() if b == N and n not in regional and N not in given.values()]
     if per_region:
@@ -157,16 +147,19 @@ class RWW(nn.Module):
             raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
         self.dtype_ = dtype
         self.backend = check_choice("backend", backend, ("auto", "reference"))
-        self.fitted = _param_names("fit", self.scheme.fit if fit is None else fit)
-        self.regional = _param_names("regional", regional)
+        self.fitted = check_names("fit", self.scheme.fit if fit is None else fit, MODEL_PARAM_NAMES,
+                                  "parameter names")
+        self.regional = check_names("regional", regional, MODEL_PARAM_NAMES, "parameter names")
         if "sigma_out" in self.regional:
             raise ValueError("regional: sigma_out is global only")
         self.sc_preprocess = self.scheme.sc_preprocess if sc_preprocess is None else sc_preprocess
         sc = preprocess_sc(check_tensor("sc", sc, dims=(2, 3), finite=False), method=self.sc_preprocess).to(dtype)
+        if init is not None and not isinstance(init, Mapping):
+            raise TypeError(f"init: expected a dict of parameter name -> value, got {type(init).__name__}")
         init = dict(init or {})
-        unknown = set(init) - set(MODEL_PARAM_NAMES)
+        unknown = [k for k in init if k not in MODEL_PARAM_NAMES]
         if unknown:
-            raise ValueError(f"init: unknown parameter names {sorted(unknown)}; expected names from {MODEL_PARAM_NAMES}")
+            raise ValueError(f"init: unknown parameter names {unknown}; expected names from {MODEL_PARAM_NAMES}")
         if stream is not None:
             stream = torch.as_tensor(stream, dtype=torch.int64)
         B = _batch_size(sc, init, stream, batch, self.regional)
@@ -174,11 +167,12 @@ class RWW(nn.Module):
         self.register_buffer("sc", sc)
         self.register_buffer("stream", torch.arange(B, dtype=torch.int64) if stream is None else stream)
         self.seed = check_seed("seed", seed)
-        self.fit_gains = bool(self.scheme.gains if fit_gains is None else fit_gains)
-        self.gains = nn.Parameter(torch.full((B, self.N, self.N), float(gain_init), dtype=dtype)) \
-            if self.fit_gains else None
-        self.output_noise = self.scheme.output_noise if output_noise is None else bool(output_noise)
-        self.rng_by_stream = bool(rng_by_stream)
+        self.fit_gains = check_bool("fit_gains", self.scheme.gains if fit_gains is None else fit_gains)
+        self.gains = nn.Parameter(torch.full((B, self.N, self.N), check_float("gain_init", gain_init),
+                                             dtype=dtype)) if self.fit_gains else None
+        self.output_noise = check_bool("output_noise", self.scheme.output_noise if output_noise is None
+                                       else output_noise)
+        self.rng_by_stream = check_bool("rng_by_stream", rng_by_stream)
         for name in MODEL_PARAM_NAMES:
             self._register_parameter(name, init.get(name, self.scheme.init[name]))
 
