@@ -4,6 +4,11 @@
     nmmfit recover --out DIR      the paper's synthetic experiment: recover known parameters from several starts
     nmmfit fit --out DIR ...      fit a dataset subject (--dataset/--subject) or your files (--sc/--bold)
     nmmfit simulate --out F.npz   simulate BOLD/FC from a parameter set (--param g=100 ...)
+
+A previous run's results in --out are kept: the command refuses unless --overwrite (or, for fit
+and demo, --resume to continue from its checkpoint). Exit status: 0 done; 2 a user error (a bad
+argument, file, checkpoint or setting: one line on stderr); 130 interrupted (Ctrl-C: the completed
+epochs stay in --out/checkpoint.pt); 1 a diverged fit, or an internal error (with its traceback).
 """
 from __future__ import annotations
 
@@ -119,6 +124,27 @@ HELDOUT_HELP = ("data the fit never sees, scored beside the baselines: 'session'
                 "default)")
 
 
+def _add_simulate(sub):
+    p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
+    p.add_argument("--out", required=True, help="output .npz file or directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (by default it is kept "
+                                                            "and the command refuses)")
+    p.add_argument("--dataset", default="hcp_aal2")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--sc", default=None, help="SC file instead of a dataset")
+    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
+    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
+    p.add_argument("--frames", type=_count(2), default=1200, help="BOLD frames simulated and saved (default 1200)")
+    p.add_argument("--burn-in", type=_count(0), default=20, help="frames simulated and dropped first (default 20)")
+    p.add_argument("--input", default=None, metavar="FILE",
+                   help="external input to the excitatory current, [frames, N] (.npy/.npz/.csv/.txt/.mat), "
+                        "one row per BOLD frame, e.g. a task design")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("auto", "reference"), default="auto")
+    p.add_argument("--no-figures", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -190,24 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
 
-    p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
-    p.add_argument("--out", required=True, help="output .npz file or directory")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (by default it is kept "
-                                                            "and the command refuses)")
-    p.add_argument("--dataset", default="hcp_aal2")
-    p.add_argument("--subject", default="0")
-    p.add_argument("--sc", default=None, help="SC file instead of a dataset")
-    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
-    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
-                   help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
-    p.add_argument("--frames", type=_count(2), default=1200, help="BOLD frames simulated and saved (default 1200)")
-    p.add_argument("--burn-in", type=_count(0), default=20, help="frames simulated and dropped first (default 20)")
-    p.add_argument("--input", default=None, metavar="FILE",
-                   help="external input to the excitatory current, [frames, N] (.npy/.npz/.csv/.txt/.mat), "
-                        "one row per BOLD frame, e.g. a task design")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("auto", "reference"), default="auto")
-    p.add_argument("--no-figures", action="store_true")
+    _add_simulate(sub)
     return ap
 
 
