@@ -213,9 +213,11 @@ def test_ctrl_c_says_what_was_saved(data, tmp_path, capsys, monkeypatch, at_epoc
 
 
 # ----------------------------------------------------------------------------- silent wrong results
-def test_epochs_and_fit_settings_are_checked():
+def test_epochs_and_fit_settings_are_checked(data):
     with pytest.raises(ValueError, match="epochs: expected an int >= 1"):
-        FitConfig(epochs=0)
+        fit(_model(), np.load(data / "bold.npy"), **dict(TINY, epochs=0))
+    with pytest.raises(TypeError, match="lr_scale: expected a mapping"):
+        fit(_model(), np.load(data / "bold.npy"), lr_scale="g_EE", **TINY)
     assert FitConfig(epochs=np.int64(3), window=np.int32(5)).to_dict()["epochs"] == 3
     with pytest.raises(TypeError, match="lr_scale"):
         FitConfig(lr_scale="g")

@@ -35,6 +35,14 @@ def previous_run(out) -> list[str]:
     return [name for name in RUN_FILES if (Path(out) / name).exists()]
 
 
+def _check_directory(path: Path, argument: str) -> None:
+    """``path`` is a directory or can be made one: neither it nor its nearest existing parent is a file."""
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        inside = "" if existing == path else f" to hold {path}"
+        raise FileExistsError(f"{argument}: {existing} is a file, expected a directory{inside}")
+
+
 def prepare_run_dir(out, *, overwrite: bool = False, resume: bool = False, resumable: bool = True,
                     checkpoint: str = "checkpoint.pt", argument: str = "out") -> Path:
     """Create the run directory ``out`` (parents too) unless it holds a previous run's results,
@@ -43,8 +51,7 @@ def prepare_run_dir(out, *, overwrite: bool = False, resume: bool = False, resum
     continue from (``resumable``: the run can be resumed at all). Messages name the options both
     as the API and the CLI spell them."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{argument}: {out} is a file, expected a directory for the run's results")
+    _check_directory(out, argument)
     if overwrite and resume:
         raise ValueError(f"overwrite and resume exclude each other: resume continues the run in {out}, "
                          f"overwrite deletes it")
@@ -67,8 +74,7 @@ def prepare_output_file(path, *, overwrite: bool = False, argument: str = "out")
     path = Path(path)
     if path.is_dir():
         raise FileExistsError(f"{argument}: {path} is a directory, expected a file path")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise FileExistsError(f"{argument}: {path.parent} is a file, expected a directory")
+    _check_directory(path.parent, argument)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{argument}: {path} already exists and is kept; pass overwrite=True (--overwrite) "
                               f"to replace it, or choose another path")

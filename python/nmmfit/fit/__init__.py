@@ -82,7 +82,8 @@ def _resume(p: Problem, cfg: FitConfig, ckpt: Path, fingerprint: str) -> Run:
     ck = load_checkpoint(ckpt)
     if ck.get("fingerprint") != fingerprint:
         raise ValueError(f"resume: the checkpoint in {ckpt.parent} was written by a fit with different "
-                         f"settings, data or model; use a new out_dir or resume=False")
+                         f"settings, data or model; use a new out_dir, or overwrite=True (--overwrite) to replace "
+                         f"that run")
     p.model.load_state_dict(ck["model"])
     p.objective.load_state_dict(ck["objective"])
     p.adam.load_state_dict(ck["optimizer"])
@@ -126,8 +127,9 @@ def _group_fc(group_fc, N: int):
 
 
 def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, heldout=None,
-        group_fc=None, out_dir=None, resume: bool = False, overwrite: bool = False, callback: Callable[[dict], None] | None = None, callbacks=(),
-        progress: bool = False, save_result: bool = True, **settings) -> FitResult:
+        group_fc=None, out_dir=None, resume: bool = False, overwrite: bool = False,
+        callback: Callable[[dict], None] | None = None, callbacks=(), progress: bool = False,
+        save_result: bool = True, **settings) -> FitResult:
     """Fit ``model`` (an :class:`nmmfit.RWW`, trained in place) to ``bold`` and evaluate it.
 
     Args:
@@ -162,7 +164,8 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     data = prepare_bold(bold, model, scale=cfg.scale, layout=cfg.layout)          # [B, T, N]
     cfg = cfg.for_data(data.shape[1], model.seed)
-    held = None if heldout is None else prepare_bold(heldout, model, scale=cfg.scale, layout=cfg.layout, name="heldout")
+    held = None if heldout is None else prepare_bold(heldout, model, scale=cfg.scale, layout=cfg.layout,
+                                                     name="heldout")
     group = None if group_fc is None else _group_fc(group_fc, model.N)
     objective = (default_objective(model) if objective is None else objective).to(model.sc.device)
     n_params = len(list(model.parameters()) + list(objective.parameters()))
