@@ -29,7 +29,7 @@ $(VENV)/.built: $(VENV)/.deps $(SOURCES)
 install: $(VENV)/.built
 
 demo: install
-	$(PY) -m nmmfit demo --out out/demo
+	$(PY) -m nmmfit demo --out out/demo --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -62,7 +62,7 @@ def test_simulate_writes_npz(files, tmp_path, capsys):
     d = np.abs(zu["bold"] - z["bold"])
     assert d[:6].max() == 0 and d[6:].min() > 0
     np.save(tmp_path / "bad.npy", np.zeros((5, N)))
-    assert main(base + ["--out", str(tmp_path / "b.npz"), "--input", str(tmp_path / "bad.npy")]) == 1
+    assert main(base + ["--out", str(tmp_path / "b.npz"), "--input", str(tmp_path / "bad.npy")]) == 2
     assert "input: expected shape [frames, N]" in capsys.readouterr().err
 
 
@@ -97,10 +97,10 @@ def test_fit_options_and_errors(files, tmp_path, capsys):
     res = FitResult.load(out)
     assert res.fitted["g_EE"].shape == (1, N) and res.gains is None and res.config["mode"] == "full"
     assert main(["fit", "--out", str(out)]) == 2                       # no data given
-    # too few frames for a window: a clear error, exit status 1
-    rc = main(["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(out),
+    # too few frames for a window: a clear error, exit status 2 (a new directory: out holds the first run)
+    rc = main(["fit", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"), "--out", str(tmp_path / "w"),
                "--window", "100", "--no-progress", "--backend", BACKEND])
-    assert rc == 1 and "too few for one window" in capsys.readouterr().err
+    assert rc == 2 and "too few for one window" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["simulate", "--out", str(tmp_path / "x.npz"), "--param", "gee=1"])
 
@@ -116,7 +116,7 @@ def test_demo_tiny(tmp_path, capsys):
     rep = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert rep["restarts"] == 4 and len(rep["train_r"]) == 4
     assert rep["best"] == int(np.argmax(rep["train_r"]))       # chosen on the training fit, not the test
-    assert main(["demo", "--out", str(tmp_path / "d0"), "--restarts", "0", "--no-progress"]) == 1
+    assert main(["demo", "--out", str(tmp_path / "d0"), "--restarts", "0", "--no-progress"]) == 2
     assert "restarts: expected an int >= 1" in capsys.readouterr().err
 
 
@@ -137,7 +137,7 @@ def test_recover_tiny(tmp_path, capsys):
     assert rc == 0 and "fitted vs true coupling W" in capsys.readouterr().out
     for bad, msg in ((["--starts", "0"], "starts: expected an int >= 1"),
                      (["--sim-factor", "0"], "sim_factor: expected a positive number")):
-        assert main(["recover", "--out", str(tmp_path / "bad"), "--no-progress"] + bad) == 1
+        assert main(["recover", "--out", str(tmp_path / "bad"), "--no-progress"] + bad) == 2
         assert msg in capsys.readouterr().err
     cp = json.loads((tmp_path / "rec_gains" / "report.json").read_text())["coupling"]
     assert len(cp["r"]) == 2 and all(0.9 < r <= 1 for r in cp["r"]) and all(0 <= e < 0.5 for e in cp["rel_error"])
@@ -188,7 +188,7 @@ def test_fit_several_subjects_batched(tmp_path, capsys):
         np.testing.assert_allclose(np.asarray(one.fitted[k]), np.asarray(v)[2:], rtol=1e-5, err_msg=k)
     np.testing.assert_allclose(one.test_r, res.test_r[2:], rtol=1e-5)
     assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "0", "--out",
-                 str(tmp_path / "x")] + small) == 1
+                 str(tmp_path / "x")] + small) == 2
     assert "restarts: expected an int >= 1" in capsys.readouterr().err
 
 
@@ -200,3 +200,13 @@ def test_without_matplotlib_results_are_written_and_figures_skipped(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "matplotlib is not installed" in r.stderr and (tmp_path / "s.npz").exists()
     assert not (tmp_path / "s.fc.png").exists()
+
+
+def test_recover_starts_schemes():
+    from nmmfit.experiments import SYNTHETIC_TRUTH, recover_starts
+
+    paper = recover_starts(SYNTHETIC_TRUTH, 3, scheme="paper")
+    assert set(paper) == {"g", "g_EE", "g_IE", "g_EI", "sigma_out"} and paper["g"].shape == (3,)
+    assert bool(((paper["g"] > 79.6) & (paper["g"] < 80.4)).all())          # the paper's g ~ 80 +- 0.3
+    uni = recover_starts(SYNTHETIC_TRUTH, 3, spread=0.4)
+    assert bool(((uni["g"] >= 60) & (uni["g"] <= 140)).all())

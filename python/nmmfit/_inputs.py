@@ -7,6 +7,7 @@ identical inputs and every bad argument gets the same clear error.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -57,9 +58,9 @@ def _is_tracing() -> bool:
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value < 2**63:
+        raise ValueError(f"{name}: expected an int in [{minimum}, 2**63), got {value!r}")
+    return int(value)
 
 
 def _check_finite(name, t):
@@ -90,6 +91,8 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if W.dim() not in (2, 3) or W.shape[-1] != W.shape[-2] or W.shape[-1] < 1:
         raise ValueError(f"W: expected shape [N, N] or [B, N, N] with N >= 1, got {list(W.shape)}")
     dtype, device, N = W.dtype, W.device, W.shape[-1]
+    if device.type == "meta":
+        raise ValueError("W: a meta tensor holds no data; give a tensor on the CPU or a GPU")
     _check_finite("W", W)
     if not _is_tracing() and bool((W < 0).any()):
         raise ValueError("W: expected non-negative coupling weights (a connectome), got negative entries")
@@ -99,9 +102,10 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     sps = _check_int("steps_per_sample", sps, 1)
     record_every = _check_int("record_every", record_every, 0)
     step_offset = _check_int("step_offset", step_offset, 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not (0 <= seed < 2**63):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (0 <= seed < 2**63):
         raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
-    if step_offset + n_steps > 2**63:
+    seed = int(seed)
+    if step_offset + n_steps >= 2**63:
         raise ValueError("step_offset: step_offset + n_steps must stay below 2**63")
     if checkpoint_every is None:
         checkpoint_every = max(1, math.isqrt(n_steps))
@@ -175,6 +179,8 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if len(set(sizes.values())) > 1:
         raise ValueError(f"batch size: arguments disagree on B: {sizes}")
     B = next(iter(sizes.values()), 1)
+    if B * 6 * N >= 2**63:
+        raise ValueError(f"batch: B={B} simulations of N={N} regions are too many to hold in memory")
 
     cols = []
     for name in PARAM_NAMES:

@@ -78,19 +78,20 @@ def check_choice(name: str, value, choices: Iterable):
     return value
 
 
-def check_names(name: str, value, allowed: Sequence[str]) -> tuple[str, ...]:
-    """A collection of names from ``allowed``. A bare string is refused (``fit="g"`` is almost
-    always meant as ``fit=("g",)``, and iterating it would give its letters)."""
+def check_names(name: str, value, allowed: Sequence[str], kind: str = "names") -> tuple[str, ...]:
+    """A collection of names from ``allowed`` (``kind``: what they are called in messages). A bare
+    string is refused (``fit="g"`` is almost always meant as ``fit=("g",)``, and iterating it would
+    give its letters)."""
     if isinstance(value, str):
-        raise TypeError(f"{name}: expected a list of names from {tuple(allowed)}, got the string {value!r} "
+        raise TypeError(f"{name}: expected a list of {kind} from {tuple(allowed)}, got the string {value!r} "
                         f"(write [{value!r}])")
     try:
         names = tuple(value)
     except TypeError:
-        raise TypeError(f"{name}: expected a list of names from {tuple(allowed)}, got {value!r}") from None
+        raise TypeError(f"{name}: expected a list of {kind} from {tuple(allowed)}, got {value!r}") from None
     bad = [n for n in names if not isinstance(n, str) or n not in allowed]
     if bad:
-        raise ValueError(f"{name}: unknown names {bad}; expected names from {tuple(allowed)}")
+        raise ValueError(f"{name}: unknown {kind} {bad}; expected {kind} from {tuple(allowed)}")
     if len(set(names)) != len(names):
         raise ValueError(f"{name}: lists a name twice: {list(names)}")
     return names

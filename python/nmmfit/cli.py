@@ -4,11 +4,17 @@
     nmmfit recover --out DIR      the paper's synthetic experiment: recover known parameters from several starts
     nmmfit fit --out DIR ...      fit a dataset subject (--dataset/--subject) or your files (--sc/--bold)
     nmmfit simulate --out F.npz   simulate BOLD/FC from a parameter set (--param g=100 ...)
+
+A previous run's results in --out are kept: the command refuses unless --overwrite (or, for fit
+and demo, --resume to continue from its checkpoint). Exit status: 0 done; 2 a user error (a bad
+argument, file, checkpoint or setting: one line on stderr); 130 interrupted (Ctrl-C: the completed
+epochs stay in --out/checkpoint.pt); 1 a diverged fit, or an internal error (with its traceback).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -65,11 +71,35 @@ def _test_windows(text):
     return n
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (``nmmfit <cmd>: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int):
+    """An argparse type: an int >= ``minimum``."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {n}")
+        return n
+    return parse
+
+
+OVERWRITE_HELP = "replace a previous run's results in --out (by default they are kept and the command refuses)"
+
+
 def _common(p, *, epochs, epochs_help=None, mode="windowed", mode_help=None, lr=0.01, lr_help=None,
             test_windows="data", test_help=None):
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--epochs", type=int, default=epochs, help=epochs_help or f"passes over the data (default {epochs})")
-    p.add_argument("--window", type=int, default=20, help="frames per window (default 20, the paper)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--epochs", type=_count(1), default=epochs, help=epochs_help or f"passes over the data (default {epochs})")
+    p.add_argument("--window", type=_count(1), default=20, help="frames per window (default 20, the paper)")
     p.add_argument("--mode", choices=("windowed", "full"), default=mode,
                    help=mode_help or "windowed truncated backprop (the paper; default) or full-session exact gradients")
     p.add_argument("--lr", type=float, default=lr, help=lr_help or f"Adam learning rate (default {lr})")
@@ -94,8 +124,29 @@ HELDOUT_HELP = ("data the fit never sees, scored beside the baselines: 'session'
                 "default)")
 
 
+def _add_simulate(sub):
+    p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
+    p.add_argument("--out", required=True, help="output .npz file or directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (by default it is kept "
+                                                            "and the command refuses)")
+    p.add_argument("--dataset", default="hcp_aal2")
+    p.add_argument("--subject", default="0")
+    p.add_argument("--sc", default=None, help="SC file instead of a dataset")
+    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
+    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
+    p.add_argument("--frames", type=_count(2), default=1200, help="BOLD frames simulated and saved (default 1200)")
+    p.add_argument("--burn-in", type=_count(0), default=20, help="frames simulated and dropped first (default 20)")
+    p.add_argument("--input", default=None, metavar="FILE",
+                   help="external input to the excitatory current, [frames, N] (.npy/.npz/.csv/.txt/.mat), "
+                        "one row per BOLD frame, e.g. a task design")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("auto", "reference"), default="auto")
+    p.add_argument("--no-figures", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="fit one HCP subject as the paper did (griffiths2022, hcp_aal2 subject 0)")
@@ -103,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "5 with the reference backend)")
     p.add_argument("--dataset", default="hcp_aal2")
     p.add_argument("--subject", default="0")
-    p.add_argument("--frames", type=int, default=None, help="use only the first FRAMES frames")
+    p.add_argument("--frames", type=_count(1), default=None, help="use only the first FRAMES frames")
     p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--fit-sigma", action="store_true",
                    help="also fit the state-noise std from the paper's 0.07 (default: fixed at 0.02)")
     p.add_argument("--restarts", type=int, default=4,
@@ -124,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="hagmann66", help="connectome for the synthetic data (default hagmann66)")
     p.add_argument("--subject", default="0")
     p.add_argument("--starts", type=int, default=5, help="random starts, fitted together as a batch (default 5)")
-    p.add_argument("--frames", type=int, default=1200, help="synthetic BOLD length (default 1200)")
+    p.add_argument("--frames", type=_count(1), default=1200, help="synthetic BOLD length (default 1200)")
     p.add_argument("--objective", choices=("moments", "paper"), default="moments",
                    help="moments (default; data in the model's units) or the paper's objective and scheme")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=None,
@@ -151,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sc", default=None, help="SC file (.npy/.npz/.mat/.csv/.txt), N x N")
     p.add_argument("--bold", default=None, help="BOLD file, frames x regions (or regions x frames)")
     p.add_argument("--tr", type=float, default=None)
-    p.add_argument("--frames", type=int, default=None, help="use only the first FRAMES frames")
+    p.add_argument("--frames", type=_count(1), default=None, help="use only the first FRAMES frames")
     p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
     p.add_argument("--restarts", type=int, default=4,
                    help="random restarts fitted together as a batch; each subject reports its best by train FC r "
@@ -166,22 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
 
-    p = sub.add_parser("simulate", help="simulate BOLD and FC from a parameter set (saved as .npz)")
-    p.add_argument("--out", required=True, help="output .npz file or directory")
-    p.add_argument("--dataset", default="hcp_aal2")
-    p.add_argument("--subject", default="0")
-    p.add_argument("--sc", default=None, help="SC file instead of a dataset")
-    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
-    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
-                   help="parameter value (default: the paper's synthetic values for griffiths2022, preset defaults otherwise)")
-    p.add_argument("--frames", type=int, default=1200)
-    p.add_argument("--burn-in", type=int, default=20, help="frames simulated and dropped first")
-    p.add_argument("--input", default=None, metavar="FILE",
-                   help="external input to the excitatory current, [frames, N] (.npy/.npz/.csv/.txt/.mat), "
-                        "one row per BOLD frame, e.g. a task design")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("auto", "reference"), default="auto")
-    p.add_argument("--no-figures", action="store_true")
+    _add_simulate(sub)
     return ap
 
 
@@ -195,15 +232,16 @@ def _run(ex, args):
         return ex.simulate_run(args.out, dataset=None if args.sc else args.dataset, subject=_subject(args.subject),
                                sc_path=args.sc, preset=args.preset, params=dict(args.param), frames=args.frames,
                                burn_in=args.burn_in, seed=args.seed, backend=args.backend,
-                               figures=not args.no_figures, input_path=args.input)
+                               figures=not args.no_figures, input_path=args.input, overwrite=args.overwrite)
     common = dict(epochs=args.epochs, window=args.window, mode=args.mode, lr=args.lr,
                   lr_scale=dict(args.lr_scale) or None, sc_preprocess=args.sc_preprocess,
                   test_windows=args.test_windows, seed=args.seed, backend=args.backend,
-                  progress=not args.no_progress, figures=not args.no_figures,
+                  progress=not args.no_progress, figures=not args.no_figures, overwrite=args.overwrite,
                   dtype=torch.float64 if args.float64 else torch.float32)
     if args.command == "demo":
         return ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
-                       fit_sigma=args.fit_sigma, restarts=args.restarts, heldout=args.heldout, **common)
+                       fit_sigma=args.fit_sigma, restarts=args.restarts, heldout=args.heldout, resume=args.resume,
+                       **common)
     if args.command == "recover":
         return ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
                           starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
@@ -214,17 +252,17 @@ def _run(ex, args):
 
 def _run_fit(ex, args, common):
     if args.dataset is None and args.sc is None:
-        print("nmmfit fit: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
+        print("nmmfit fit: error: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
         return None
     if args.sc is not None and args.bold is None:
-        print("nmmfit fit: --sc needs --bold", file=sys.stderr)
+        print("nmmfit fit: error: --sc needs --bold", file=sys.stderr)
         return None
     model = dict(preset=args.preset, fit=args.fit, regional=args.regional or (),
                  gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init), frames=args.frames,
                  resume=args.resume, restarts=args.restarts, heldout=args.heldout)
     if args.subjects is not None:
         if args.dataset is None or args.sc is not None:
-            print("nmmfit fit: --subjects needs --dataset (and no --sc)", file=sys.stderr)
+            print("nmmfit fit: error: --subjects needs --dataset (and no --sc)", file=sys.stderr)
             return None
         return ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
                                **model, **common)
@@ -232,21 +270,48 @@ def _run_fit(ex, args, common):
                           bold_path=args.bold, tr=args.tr, **model, **common)
 
 
+def _user_errors() -> tuple:
+    """The exceptions that mean a wrong argument, file or setting: one line, exit status 2."""
+    from .datasets import DatasetNotInstalledError
+    from .fit import CheckpointError
+
+    return ValueError, TypeError, FileNotFoundError, FileExistsError, CheckpointError, DatasetNotInstalledError
+
+
+def _interrupted(args) -> str:
+    """What a Ctrl-C leaves: the checkpoint of the completed epochs in --out, or nothing."""
+    from .fit import CHECKPOINT
+
+    ckpt = Path(args.out) / CHECKPOINT
+    if args.command != "simulate" and ckpt.is_file():
+        resume = " (continue with --resume)" if args.command in ("fit", "demo") else ""
+        return f"interrupted; the completed epochs are saved in {ckpt}{resume}"
+    return "interrupted; nothing was saved"
+
+
 def main(argv=None) -> int:
+    """Run a command: 0 on success, 2 for a user error (one line on stderr), 130 on Ctrl-C; an
+    internal error keeps its traceback."""
     args = build_parser().parse_args(argv)
     from . import experiments as ex
+    from .fit import FitDivergedError
 
     try:
         rep = _run(ex, args)
-        if rep is None:
-            return 2
-        print(rep.summary())
-        return 0
-    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        print(f"nmmfit {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
         print(f"nmmfit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FitDivergedError as exc:
+        print(f"nmmfit {args.command}: {exc}", file=sys.stderr)
         return 1
+    if rep is None:
+        return 2
+    print(rep.summary())
+    return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_seed
+from ._validate import check_bool, check_choice, check_float, check_int, check_names, check_seed, check_tensor
 from .params.schemes import (MODEL_PARAM_NAMES, PAPER_FIT, PAPER_INIT, FitScheme, get_scheme,  # noqa: F401
                              paper_init)
 from .presets import PARAM_NAMES, Preset, get_preset
@@ -40,37 +40,43 @@ def _resolve_scheme(scheme, preset) -> FitScheme:
     return scheme if preset is None else scheme.replace(preset=get_preset(preset))
 
 
-def _param_names(label: str, names) -> tuple:
-    if isinstance(names, str):
-        raise TypeError(f"{label}: expected a list of parameter names, got the string {names!r} (write [{names!r}])")
-    names = tuple(names)
-    bad = [n for n in names if n not in MODEL_PARAM_NAMES]
-    if bad:
-        raise ValueError(f"{label}: unknown parameter names {bad}; expected names from {MODEL_PARAM_NAMES}")
-    return names
-
-
-def _batch_size(sc: torch.Tensor, init: Mapping, stream, batch) -> int:
-    """B from the batched arguments (``sc # [B, N, N]``, ``[B]`` or ``[B, N]`` init values, ``stream
-    # [B]``, ``batch``); all that give one must agree."""
+def _init_sizes(init: Mapping, regional: tuple, N: int) -> dict:
+    """The batch size each init value gives, name -> B: ``[B]`` and ``[B, N]`` values their first
+    axis; a regional name's ``[N]`` vector (one value per region, shared by the models) none."""
     sizes = {}
-    if sc.dim() == 3:
-        sizes["sc"] = sc.shape[0]
     for name, v in init.items():
-        if not isinstance(v, (int, float)):
-            t = torch.as_tensor(v)
-            if t.dim() >= 1:
-                sizes[f"init[{name!r}]"] = t.shape[0]
+        if isinstance(v, bool):
+            raise TypeError(f"init[{name!r}]: expected a number or an array of numbers, got {v!r}")
+        t = check_tensor(f"init[{name!r}]", v, dims=(0, 1, 2), dtype=torch.float64)
+        if t.dim() == 2 or (t.dim() == 1 and not (name in regional and t.shape[0] == N)):
+            sizes[name] = t.shape[0]
+    return sizes
+
+
+def _batch_size(sc: torch.Tensor, init: Mapping, stream, batch, regional: tuple = ()) -> int:
+    """B from the batched arguments (``sc # [B, N, N]``, ``[B]`` or ``[B, N]`` init values, ``stream
+    # [B]``, ``batch``); all that give one must agree. A global parameter's 1-d init of length N is
+    refused unless ``sc``, ``stream`` or ``batch`` give B = N: it is almost always meant per region."""
+    N = sc.shape[-1]
+    given = {}
+    if sc.dim() == 3:
+        given["sc"] = sc.shape[0]
     if stream is not None:
-        sizes["stream"] = stream.shape[0]
+        given["stream"] = stream.shape[0]
     if batch is not None:
-        sizes["batch"] = check_int("batch", batch, 1)
+        given["batch"] = check_int("batch", batch, 1, 2**31 - 1)
+    from_init = _init_sizes(init, regional, N)
+    per_region = [n for n, b in from_init.items() if b == N and n not in regional and N not in given.values()]
+    if per_region:
+        name = per_region[0]
+        batch_text = f"the batch is {given}" if given else "no batch is given"
+        raise ValueError(f"init[{name!r}]: has {N} values, one per region (N={N}), but {name!r} is a global "
+                         f"parameter (one value per model) and {batch_text}; did you mean regional={per_region!r}? "
+                         f"(for {N} models with one value each, pass batch={N})")
+    sizes = {**given, **{f"init[{n!r}]": b for n, b in from_init.items()}}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"batch size: arguments disagree on B: {sizes}")
-    B = next(iter(sizes.values()), 1)
-    if B < 1:
-        raise ValueError(f"batch: expected B >= 1, got {B}")
-    return B
+    return next(iter(sizes.values()), 1)
 
 
 def random_initial_state(B: int, N: int, *, generator: torch.Generator | None = None,
@@ -145,28 +151,32 @@ class RWW(nn.Module):
             raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
         self.dtype_ = dtype
         self.backend = check_choice("backend", backend, ("auto", "reference"))
-        self.fitted = _param_names("fit", self.scheme.fit if fit is None else fit)
-        self.regional = _param_names("regional", regional)
+        self.fitted = check_names("fit", self.scheme.fit if fit is None else fit, MODEL_PARAM_NAMES,
+                                  "parameter names")
+        self.regional = check_names("regional", regional, MODEL_PARAM_NAMES, "parameter names")
         if "sigma_out" in self.regional:
             raise ValueError("regional: sigma_out is global only")
         self.sc_preprocess = self.scheme.sc_preprocess if sc_preprocess is None else sc_preprocess
-        sc = preprocess_sc(sc, method=self.sc_preprocess).to(dtype)
+        sc = preprocess_sc(check_tensor("sc", sc, dims=(2, 3), finite=False), method=self.sc_preprocess).to(dtype)
+        if init is not None and not isinstance(init, Mapping):
+            raise TypeError(f"init: expected a dict of parameter name -> value, got {type(init).__name__}")
         init = dict(init or {})
-        unknown = set(init) - set(MODEL_PARAM_NAMES)
+        unknown = [k for k in init if k not in MODEL_PARAM_NAMES]
         if unknown:
-            raise ValueError(f"init: unknown parameter names {sorted(unknown)}; expected names from {MODEL_PARAM_NAMES}")
+            raise ValueError(f"init: unknown parameter names {unknown}; expected names from {MODEL_PARAM_NAMES}")
         if stream is not None:
             stream = torch.as_tensor(stream, dtype=torch.int64)
-        B = _batch_size(sc, init, stream, batch)
+        B = _batch_size(sc, init, stream, batch, self.regional)
         self.B, self.N = B, sc.shape[-1]
         self.register_buffer("sc", sc)
         self.register_buffer("stream", torch.arange(B, dtype=torch.int64) if stream is None else stream)
         self.seed = check_seed("seed", seed)
-        self.fit_gains = bool(self.scheme.gains if fit_gains is None else fit_gains)
-        self.gains = nn.Parameter(torch.full((B, self.N, self.N), float(gain_init), dtype=dtype)) \
-            if self.fit_gains else None
-        self.output_noise = self.scheme.output_noise if output_noise is None else bool(output_noise)
-        self.rng_by_stream = bool(rng_by_stream)
+        self.fit_gains = check_bool("fit_gains", self.scheme.gains if fit_gains is None else fit_gains)
+        self.gains = nn.Parameter(torch.full((B, self.N, self.N), check_float("gain_init", gain_init),
+                                             dtype=dtype)) if self.fit_gains else None
+        self.output_noise = check_bool("output_noise", self.scheme.output_noise if output_noise is None
+                                       else output_noise)
+        self.rng_by_stream = check_bool("rng_by_stream", rng_by_stream)
         for name in MODEL_PARAM_NAMES:
             self._register_parameter(name, init.get(name, self.scheme.init[name]))
 

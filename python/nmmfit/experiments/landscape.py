@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .._files import atomic_write
 from ..fit import fit as run_fit
 from ..losses import FCCorrelationLoss, LossInput, moments_objective
 from ..model import RWW
@@ -90,7 +91,7 @@ def landscape(out, subj, bold, truth: Mapping, *, fit: Sequence[str] = DEMO_FIT,
             r = evaluate(pts)
             planes[f"{a}|{b}"] = dict(x=a, y=b, rel_x=ga.tolist(), rel_y=gb.tolist(),
                                       total=r["total"].mean(1).reshape(grid2d, grid2d).tolist())
-    np.savez_compressed(out / "landscape.npz", scans=json.dumps(scans), planes=json.dumps(planes))
+    atomic_write(out / "landscape.npz", lambda f: np.savez_compressed(f, scans=json.dumps(scans), planes=json.dumps(planes)))
     rep = dict(objective=objective, realisations=R, sim_frames=n_sim, scans=scans, planes=planes)
     if figures:
         from ..plots import plot_landscape

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
 
-from .._validate import check_choice
+from .._files import atomic_write_text
+from .._validate import check_choice, check_int
 from ..params.schemes import get_scheme
 from ..rng import derive_seed
 
@@ -31,7 +31,7 @@ def load_subject(dataset: str | None, subject=0, *, sc_path=None, bold_path=None
 
 
 def write_json(path, obj):
-    Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: np.asarray(o).tolist()))
+    atomic_write_text(path, json.dumps(obj, indent=2, default=lambda o: np.asarray(o).tolist()))
 
 
 def init_for(scheme, B: int, *, seed: int, g_mean=80.0, sigma=None, overrides: Mapping | None = None) -> dict:
@@ -105,6 +105,8 @@ def split_data(subj, dataset, subject, heldout: str, frames: int | None, **load)
     from .. import datasets
 
     check_choice("heldout", heldout, HELDOUT)
+    if frames is not None:
+        frames = check_int("frames", frames, 1)
     if heldout == "auto":
         heldout = "session" if dataset in SESSIONS else "half"
     bold = np.asarray(subj.bold) if frames is None else np.asarray(subj.bold)[:frames]

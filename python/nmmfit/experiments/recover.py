@@ -45,17 +45,17 @@ What the synthetic experiment can recover (:func:`recover`, measured on hagmann6
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from .._files import atomic_write, prepare_run_dir
 from .._validate import check_choice, check_float, check_int
 from ..fit import fit as run_fit, simulate_test
 from ..losses import moments_objective
 from ..model import RWW
-from ..params.schemes import SYNTHETIC_TRUTH
+from ..params.schemes import SYNTHETIC_TRUTH, paper_init
 from ..rng import derive_seed
 from ..stats.fc import fc_correlation, pearson
 from .landscape import landscape, profile as run_profile
@@ -225,7 +225,8 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
             discard_frames: int = 100, test_windows=120, seed: int = 0, backend="auto", progress=True,
             dtype=torch.float32, figures: bool = True, scan: bool = True, profile: bool = False,
             start_ranges: Mapping | None = None,
-            lr_scale: Mapping | None = None, sc_preprocess: str | None = None) -> RecoveryReport:
+            lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
+            overwrite: bool = False) -> RecoveryReport:
     """The paper's synthetic experiment: BOLD simulated from known parameters on a real
     connectome (``dataset``'s SC; the paper used the 66-region Hagmann SC), then fitted from
     ``starts`` random initial values batched as one model of B = starts.
@@ -257,27 +258,28 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
       ``profile``: profiles over g_IE, g_EI and g, the others re-fitted (:func:`profile`, minutes).
 
     Reports recovered vs true per start, relative errors, the median over starts, test FC r and
-    the time; writes ``report.json``, ``result.json/npz``, ``synthetic.npz`` and figures.
+    the time; writes ``report.json``, ``result.json/npz``, ``synthetic.npz`` and figures (a previous
+    run's results in ``out`` are refused unless ``overwrite``).
     """
     from .. import datasets
 
     t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     s = _settings(objective, optimizer, mode, epochs, lr, starts, frames, sim_factor)
+    out = prepare_run_dir(out, overwrite=overwrite, resumable=False)
     subj = datasets.load(dataset, subject=subject)
     truth = dict(SYNTHETIC_TRUTH, **dict(truth or {}))
     sim_kw = dict(seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess)
     figures = figures_enabled(figures)
     bold = _synthetic_bold(subj, truth, frames, seed, backend, dtype, sc_preprocess)
-    np.savez_compressed(out / "synthetic.npz", bold=bold, sc=subj.sc, **{f"truth_{k}": v for k, v in truth.items()})
+    atomic_write(out / "synthetic.npz", lambda f: np.savez_compressed(
+        f, bold=bold, sc=subj.sc, **{f"truth_{k}": v for k, v in truth.items()}))
     fit = tuple(fit)
     init = _starts_init(truth, fit, starts, start, spread, seed, start_ranges)
     model = RWW(subj.sc, batch=starts, fit=fit, init=init, fit_gains=gains, seed=seed, backend=backend, dtype=dtype,
                 sc_preprocess=sc_preprocess)
     starts_np = {k: np.asarray(v, dtype=float) for k, v in init.items() if k in fit}
     res = run_fit(model, bold, mode=s["mode"], epochs=s["epochs"], window=window, lr=s["lr"], seed=seed,
-                  optimizer=s["optimizer"], test_windows=test_windows, out_dir=out, progress=progress,
+                  optimizer=s["optimizer"], test_windows=test_windows, out_dir=out, overwrite=overwrite, progress=progress,
                   save_result=False, **_fit_settings(s, objective, frames, sim_factor, discard_frames, lr_scale,
                                                      starts_np, fit))
     # the reference: the same test protocol with the true parameters

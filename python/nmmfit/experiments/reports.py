@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_write_text
+
 
 def _r(rs) -> str:
     return "n/a" if rs is None else ", ".join(f"{r:.3f}" for r in rs)
@@ -29,11 +31,8 @@ class Report:
         return dataclasses.asdict(self)
 
     def save(self, path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))
-        tmp.replace(path)
-        return path
+        """Write ``report.json`` atomically: the old file or the complete new one, never a partial one."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=lambda o: np.asarray(o).tolist()))
 
     def summary(self) -> str:  # pragma: no cover - every report defines it
         raise NotImplementedError

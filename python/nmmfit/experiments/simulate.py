@@ -8,6 +8,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .._files import atomic_write, prepare_output_file
+from .._validate import check_bool, check_int
 from ..model import RWW
 from ..params.schemes import MODEL_PARAM_NAMES, get_scheme
 from ..rng import derive_seed
@@ -35,17 +37,19 @@ def _external_input(input_path, frames: int, burn_in: int, N: int, dtype):
 def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="griffiths2022",
                  params: Mapping | None = None, frames: int = 1200, burn_in: int = 20, seed: int = 0,
                  output_noise: bool | None = None, backend="auto", figures: bool = True,
-                 input_path=None) -> SimulationReport:
+                 input_path=None, overwrite: bool = False) -> SimulationReport:
     """Simulate BOLD from a parameter set on a connectome and save ``bold [T, N]``, ``fc``, the
     parameters and the SC (preprocessed as the model uses it) to ``out`` (a ``.npz`` file path or a
     directory, which gets ``simulation.npz``). Parameters not given take the scheme's reference
     values (griffiths2022: the paper's synthetic ground truth). ``input_path``: a file with an
     external input ``[frames, N]`` to the excitatory current, one row per BOLD frame (held over
-    the frame's steps; none during the burn-in), saved as ``input``."""
+    the frame's steps; none during the burn-in), saved as ``input``. An existing output file is
+    refused (:class:`FileExistsError`) unless ``overwrite``; it is written atomically."""
     t0 = time.perf_counter()
+    frames, burn_in = check_int("frames", frames, 2), check_int("burn_in", burn_in, 0)
     out = Path(out)
-    path = out if out.suffix == ".npz" else out / "simulation.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = prepare_output_file(out if out.suffix == ".npz" else out / "simulation.npz",
+                               overwrite=check_bool("overwrite", overwrite))
     subj = load_subject(dataset, subject, sc_path=sc_path)
     params = dict(params or {})
     bad = set(params) - set(MODEL_PARAM_NAMES)
@@ -62,8 +66,9 @@ def simulate_run(out, *, dataset="hcp_aal2", subject=0, sc_path=None, preset="gr
     bold = sim.bold[0, burn_in:].double()
     fc = fc_matrix(bold).numpy()
     values = {k: float(v.mean()) for k, v in model.values().items()}
-    np.savez_compressed(path, bold=bold.numpy(), fc=fc, sc=model.sc.cpu().numpy(), preset=model.preset.name,
-                        **{f"param_{k}": v for k, v in values.items()}, **extra)
+    atomic_write(path, lambda f: np.savez_compressed(f, bold=bold.numpy(), fc=fc, sc=model.sc.cpu().numpy(),
+                                                     preset=model.preset.name, **extra,
+                                                     **{f"param_{k}": v for k, v in values.items()}))
     report = SimulationReport(out=str(path), N=int(subj.N), frames=frames, preset=model.preset.name, params=values,
                               seed=seed, wall_time=time.perf_counter() - t0)
     if subj.fc is not None and subj.bold is not None:

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .._files import prepare_run_dir
 from .._validate import check_int
 from ..fit import fit as run_fit
 from ..model import RWW
@@ -60,8 +61,8 @@ def _batched_init(inits: list, R: int) -> dict:
     return {k: torch.cat([rows(i[k]) for i in inits]) for k in inits[0]} if inits[0] else {}
 
 
-def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma, init, g_mean,
-               seed, backend, dtype, sc_preprocess, resume, progress, **fit_settings):
+def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma,
+               init, g_mean, seed, backend, dtype, sc_preprocess, resume, overwrite, progress, **fit_settings):
     """Fit the models of ``keys`` (per subject: ``(init_seed, streams [R])``, or ``(seed, None)``
     for the user's files, whose noise is keyed by position) on ``sc # [N, N] | [B, N, N]`` and
     ``bold # [T, N] | [B, T, N]``; returns the :class:`nmmfit.FitResult` (not yet saved)."""
@@ -71,8 +72,8 @@ def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, pre
     rng = {} if streams[0] is None else dict(stream=torch.cat(streams), rng_by_stream=True)
     model = RWW(sc, preset=preset, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
                 fit_gains=gains, seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, tr=tr, **rng)
-    return run_fit(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume, progress=progress, save_result=False,
-                   **fit_settings)
+    return run_fit(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume,
+                   overwrite=overwrite, progress=progress, save_result=False, **fit_settings)
 
 
 def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=None, bold_path=None, tr=None,
@@ -83,17 +84,17 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                 test_windows="data", average_last: int = 100, seed: int = 0, backend: str = "auto",
                 lr_scale: Mapping | None = None, sc_preprocess: str | None = None, resume: bool = False,
                 progress: bool = True, dtype=torch.float32, figures: bool = True, heldout: str = "auto",
-                command: str = "fit") -> SubjectFitReport:
+                command: str = "fit", overwrite: bool = False) -> SubjectFitReport:
     """Fit one subject (a bundled dataset's or the user's files) with ``restarts`` models batched.
 
     Writes ``result.json``/``result.npz``, the per-epoch ``checkpoint.pt``, ``report.json`` and
-    figures into ``out``. A dataset subject's randomness is keyed as in :func:`fit_subjects`, so
+    figures into ``out`` (a previous run's results there are refused unless ``overwrite``, or
+    continued with ``resume``: :func:`nmmfit.fit`). A dataset subject's randomness is keyed as in :func:`fit_subjects`, so
     ``subject=k`` gives the fit of ``subjects=[k]``. ``heldout`` (:func:`.protocol.split_data`): the
     data the fit never sees, scored beside the baselines (group FC: :func:`.protocol.group_fc_for`)."""
     t0 = time.perf_counter()
     check_int("restarts", restarts, 1)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_dir(out, overwrite=overwrite, resume=resume)
     subj = load_subject(dataset, subject, sc_path=sc_path, bold_path=bold_path, tr=tr, bold_layout=bold_layout)
     if subj.bold is None:
         raise ValueError(f"{subj.name}: has no BOLD to fit (only an SC); pick a dataset with BOLD or give --bold")
@@ -102,7 +103,8 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     keys = [subject_keys(dataset, subj.subject, seed, restarts) if sc_path is None else (seed, None)]
     res = _fit_batch(out, subj.sc, bold, keys, tr=subj.tr, heldout=held, group_fc=group, restarts=restarts, preset=preset, fit=fit, regional=regional,
                      gains=gains, sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
-                     sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
+                     sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
+                     epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol,
@@ -190,7 +192,7 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
                  frames: int | None = None, test_windows="data", average_last: int = 100, seed: int = 0,
                  backend: str = "auto", lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
                  resume: bool = False, progress: bool = True, dtype=torch.float32, figures: bool = True,
-                 restarts: int = DEMO_RESTARTS, heldout: str = "auto") -> CohortFitReport:
+                 restarts: int = DEMO_RESTARTS, heldout: str = "auto", overwrite: bool = False) -> CohortFitReport:
     """Fit several subjects of a dataset batched in one model: B = len(subjects) * restarts
     (subject-major), each model with its subject's SC and BOLD, its own initial values (drawn per
     subject from ``(seed, subject)``) and its own noise (keyed by the subject's index in the dataset
@@ -199,14 +201,14 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
     rounding. Reports per subject its best restart by train FC r, and the wall time per subject."""
     t0 = time.perf_counter()
     R = check_int("restarts", restarts, 1)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_dir(out, overwrite=overwrite, resume=resume)
     subs, sc, bold, held, group, protocol = _cohort_data(dataset, subjects, frames, R, heldout)
     T = bold.shape[1]
     keys = [subject_keys(dataset, sj.subject, seed, R) for sj in subs]
     res = _fit_batch(out, sc, bold, keys, tr=subs[0].tr, heldout=held, group_fc=group, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
                      sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
-                     sc_preprocess=sc_preprocess, resume=resume, progress=progress, mode=mode, epochs=epochs,
+                     sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
+                     epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
                      average_last=average_last)
     ids = [str(sj.subject) for sj in subs]

@@ -24,7 +24,8 @@ estimated values; its FC over the whole run is compared with the empirical FC of
 that was fitted: an in-sample score (``test_r``), not a held-out one.
 
 With ``out_dir`` a checkpoint is written after every epoch; ``resume=True`` continues from it
-(same settings; ``epochs`` may be larger) and gives the same result as an uninterrupted fit.
+(same settings; ``epochs`` may be larger) and gives the same result as an uninterrupted fit. A
+directory holding a previous run's results is never overwritten unless ``overwrite=True``.
 
 Modules: config (FitConfig), data (prepare_bold), optim, history, checkpoint, guards, loop (Run,
 update, train, Callback), callbacks, evaluate (simulate_test), result (FitResult). Imports: model,
@@ -40,6 +41,8 @@ from typing import Callable
 
 import torch
 
+from .._files import prepare_run_dir
+from .._validate import check_bool, check_tensor
 from ..losses import Objective, default_objective
 from ..rng import derive_seed
 from ..stats.fc import fc_matrix, fc_r
@@ -79,7 +82,8 @@ def _resume(p: Problem, cfg: FitConfig, ckpt: Path, fingerprint: str) -> Run:
     ck = load_checkpoint(ckpt)
     if ck.get("fingerprint") != fingerprint:
         raise ValueError(f"resume: the checkpoint in {ckpt.parent} was written by a fit with different "
-                         f"settings, data or model; use a new out_dir or resume=False")
+                         f"settings, data or model; use a new out_dir, or overwrite=True (--overwrite) to replace "
+                         f"that run")
     p.model.load_state_dict(ck["model"])
     p.objective.load_state_dict(ck["objective"])
     p.adam.load_state_dict(ck["optimizer"])
@@ -116,8 +120,6 @@ def _result(p: Problem, run: Run, config: dict, train_time: float) -> tuple[FitR
 
 
 def _group_fc(group_fc, N: int):
-    from .._validate import check_tensor
-
     g = check_tensor("group_fc", group_fc, dims=(2, 3), dtype=torch.float64)
     if g.shape[-2:] != (N, N):
         raise ValueError(f"group_fc: expected shape [N, N] or [B, N, N] with N={N}, got {list(g.shape)}")
@@ -125,8 +127,9 @@ def _group_fc(group_fc, N: int):
 
 
 def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, heldout=None,
-        group_fc=None, out_dir=None, resume: bool = False, callback: Callable[[dict], None] | None = None, callbacks=(),
-        progress: bool = False, save_result: bool = True, **settings) -> FitResult:
+        group_fc=None, out_dir=None, resume: bool = False, overwrite: bool = False,
+        callback: Callable[[dict], None] | None = None, callbacks=(), progress: bool = False,
+        save_result: bool = True, **settings) -> FitResult:
     """Fit ``model`` (an :class:`nmmfit.RWW`, trained in place) to ``bold`` and evaluate it.
 
     Args:
@@ -141,6 +144,9 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
             ``lr=``, ...), not both.
         out_dir: directory for the per-epoch checkpoint and the final result (result.json/npz).
         resume: continue from ``out_dir``'s checkpoint when there is one.
+        overwrite: replace a previous run's results in ``out_dir`` (deleted first); without it (or
+            ``resume``) a directory holding result.json/npz, checkpoint.pt or report.json is refused
+            with :class:`FileExistsError`.
         callback: called with a dict after every update and epoch (see :class:`.loop.Callback`).
         callbacks: more :class:`.loop.Callback` objects.
         progress: a progress bar on stderr (off by default in the API; the CLI turns it on).
@@ -153,11 +159,13 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
     if config is not None and settings:
         raise TypeError(f"fit: give config= or settings as keywords, not both (got {sorted(settings)})")
     cfg = config if config is not None else FitConfig(**settings)
+    resume, overwrite = check_bool("resume", resume), check_bool("overwrite", overwrite)
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     data = prepare_bold(bold, model, scale=cfg.scale, layout=cfg.layout)          # [B, T, N]
     cfg = cfg.for_data(data.shape[1], model.seed)
-    held = None if heldout is None else prepare_bold(heldout, model, scale=cfg.scale, layout=cfg.layout)
+    held = None if heldout is None else prepare_bold(heldout, model, scale=cfg.scale, layout=cfg.layout,
+                                                     name="heldout")
     group = None if group_fc is None else _group_fc(group_fc, model.N)
     objective = (default_objective(model) if objective is None else objective).to(model.sc.device)
     n_params = len(list(model.parameters()) + list(objective.parameters()))
@@ -169,9 +177,10 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
                        steps_per_sample=model.steps_per_sample, dt=model.preset.dt,
                        objective={k: objective.weights[k] for k in objective.terms}, model=model.config())
     fingerprint = _fingerprint(cfg, model, data, n_params)
-    ckpt = Path(out_dir) / CHECKPOINT if out_dir is not None else None
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = None
+    if out_dir is not None:
+        ckpt = prepare_run_dir(out_dir, overwrite=overwrite, resume=resume, checkpoint=CHECKPOINT,
+                               argument="out_dir") / CHECKPOINT
     run = _resume(p, cfg, ckpt, fingerprint) if resume and ckpt.exists() else _start(p, cfg)
 
     t_train = time.perf_counter()

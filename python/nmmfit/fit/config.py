@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .._validate import check_choice, check_float, check_int, check_seed
+from .._validate import check_bool, check_choice, check_float, check_int, check_seed
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,23 @@ class FitConfig:
             raise ValueError("lr_final applies to optimizer='adam' only")
         if self.average_last is None:
             object.__setattr__(self, "average_last", 1 if self.optimizer == "lbfgs" else 100)
-        for name, lo in (("epochs", 0), ("window", 1), ("average_last", 1), ("burn_in_windows", 0),
+        for name, lo in (("epochs", 1), ("window", 1), ("average_last", 1), ("burn_in_windows", 0),
                          ("train_fc_skip", 0), ("discard_frames", 0)):
-            _check_count(name, getattr(self, name), lo)
-        check_float("lr", self.lr, 0, open_min=True)
-        check_float("lr_final", self.lr_final, 0, 1, open_min=True)
-        betas = tuple(float(b) for b in self.betas)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", betas)
-        object.__setattr__(self, "lr_scale", dict(sorted(dict(self.lr_scale or {}).items())))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
+        for name, lo, hi in (("lr", 0, None), ("eps", 0, None), ("lr_final", 0, 1)):
+            object.__setattr__(self, name, check_float(name, getattr(self, name), lo, hi, open_min=True))
+        for name in ("resample_noise", "test"):
+            object.__setattr__(self, name, check_bool(name, getattr(self, name)))
+        if self.sim_frames is not None:
+            object.__setattr__(self, "sim_frames", check_int("sim_frames", self.sim_frames, 1))
+        object.__setattr__(self, "betas", _check_betas(self.betas))
+        object.__setattr__(self, "lr_scale", _check_lr_scale(self.lr_scale))
         if self.mode == "windowed" and (self.sim_frames is not None or self.discard_frames or not self.resample_noise):
             raise ValueError("sim_frames, discard_frames and resample_noise=False apply to mode='full' only")
         if self.seed is not None:
             object.__setattr__(self, "seed", check_seed("seed", self.seed))
         if self.test_windows != "data":
-            _check_count("test_windows", self.test_windows, 1, "an int >= 1 or 'data'")
+            object.__setattr__(self, "test_windows", check_int("test_windows (an int or 'data')", self.test_windows, 1))
 
     def for_data(self, n_frames: int, model_seed: int) -> "FitConfig":
         """The settings resolved against the data: ``test_windows="data"``, ``sim_frames`` and
@@ -95,7 +96,7 @@ class FitConfig:
             raise ValueError(f"bold: has {n_frames} frames, too few for one window of {self.window} frames "
                              f"(need at least {self.window}; lower window=)")
         sim_frames = n_frames if self.sim_frames is None else self.sim_frames
-        if isinstance(sim_frames, bool) or not isinstance(sim_frames, int) or sim_frames - self.discard_frames < 3:
+        if sim_frames - self.discard_frames < 3:
             raise ValueError(f"sim_frames: expected an int with at least 3 frames after discard_frames="
                              f"{self.discard_frames}, got {sim_frames!r}")
         return dataclasses.replace(self, test_windows=n_win if self.test_windows == "data" else self.test_windows,
@@ -114,10 +115,23 @@ class FitConfig:
         return d
 
 
-def _check_count(name: str, value, lo: int, what: str | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name}: expected {what or f'an int >= {lo}'}, got {value!r}")
-    return value
+def _check_betas(value) -> tuple:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"betas: expected two numbers in [0, 1), got {value!r}")
+    return tuple(check_float(f"betas[{i}]", b, 0, 1, open_max=True) for i, b in enumerate(value))
+
+
+def _check_lr_scale(value) -> dict:
+    """``{name: positive multiplier}``, sorted by name (names are checked against the model's by the optimizer)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"lr_scale: expected a mapping of names to positive multipliers, e.g. {{'g': 100}}, "
+                        f"got {value!r} ({type(value).__name__})")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"lr_scale: expected parameter or loss-term names as keys, got {bad!r}")
+    return {k: check_float(f"lr_scale[{k!r}]", v, 0, open_min=True) for k, v in sorted(value.items())}
 
 
 __all__ = ["FitConfig"]

@@ -14,8 +14,12 @@ class FitDivergedError(RuntimeError):
 
 
 def _saved(out_dir, always: bool = False) -> str:
-    if out_dir is not None:
+    """Where the completed epochs are: the checkpoint only when one was written (none before the
+    first epoch completes)."""
+    if out_dir is not None and (Path(out_dir) / CHECKPOINT).exists():
         return f" Completed epochs are saved in {Path(out_dir) / CHECKPOINT}."
+    if out_dir is not None:
+        return " No epoch was completed, so nothing was saved." if always else ""
     return " Pass out_dir= to keep completed epochs." if always else ""
 
 

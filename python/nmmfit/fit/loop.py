@@ -40,7 +40,8 @@ class Run:
 
 class Callback:
     """Hooks around the updates; ``info`` has epoch, epochs, window, windows, update, loss (numpy
-    ``[B]``), model, objective. Raising from a hook stops the fit (saved epochs stay)."""
+    ``[B]``), model, objective. Raising from a hook stops the fit (saved epochs stay). ``on_end`` is
+    called however the epochs end: done, an error or Ctrl-C (the progress bar closes its line)."""
 
     def on_update(self, run: Run, info: dict):
         pass
@@ -139,33 +140,41 @@ def update(p: Problem, run: Run, epoch: int, k: int, windows: int, lr):
 
 
 def train(p: Problem, run: Run, lr, callbacks) -> None:
-    """Epochs ``run.epoch .. cfg.epochs - 1`` (stopping early once L-BFGS has converged)."""
+    """Epochs ``run.epoch .. cfg.epochs - 1`` (stopping early once L-BFGS has converged); the
+    callbacks' ``on_end`` runs however they end."""
+    try:
+        for epoch in range(run.epoch, p.cfg.epochs):
+            if run.converged:
+                break
+            _epoch(p, run, epoch, lr, callbacks)
+    finally:
+        for cb in callbacks:
+            cb.on_end(run)
+
+
+def _epoch(p: Problem, run: Run, epoch: int, lr, callbacks) -> None:
+    """One pass over the data (windowed: every window; full: one update), then its record."""
     cfg = p.cfg
     windows = cfg.updates_per_epoch(p.data.shape[1])
-    for epoch in range(run.epoch, cfg.epochs):
-        if run.converged:
-            break
-        t_epoch = time.perf_counter()
-        losses, chunks = [], []
-        for k in range(windows):
-            loss, bold = update(p, run, epoch, k, windows, lr)
-            losses.append(loss)
-            chunks.append(bold)
-            info = dict(event="update", epoch=epoch, epochs=cfg.epochs, window=k, windows=windows,
-                        update=run.history.n_updates, loss=loss, model=p.model, objective=p.objective)
-            for cb in callbacks:
-                cb.on_update(run, info)
-        run.last_train_bold = torch.cat(chunks, dim=1).cpu()
-        r = fc_r(run.last_train_bold[:, min(cfg.train_fc_skip, run.last_train_bold.shape[1] - 2):], p.data.cpu())
-        run.history.record_epoch(np.mean(losses, axis=0), r, time.perf_counter() - t_epoch)
-        run.epoch = epoch + 1
-        info = dict(event="epoch", epoch=epoch, epochs=cfg.epochs, window=windows - 1, windows=windows,
-                    update=run.history.n_updates, loss=run.history.epochs["epoch_loss"][-1], model=p.model,
-                    objective=p.objective)
+    t_epoch = time.perf_counter()
+    losses, chunks = [], []
+    for k in range(windows):
+        loss, bold = update(p, run, epoch, k, windows, lr)
+        losses.append(loss)
+        chunks.append(bold)
+        info = dict(event="update", epoch=epoch, epochs=cfg.epochs, window=k, windows=windows,
+                    update=run.history.n_updates, loss=loss, model=p.model, objective=p.objective)
         for cb in callbacks:
-            cb.on_epoch(run, info)
+            cb.on_update(run, info)
+    run.last_train_bold = torch.cat(chunks, dim=1).cpu()
+    r = fc_r(run.last_train_bold[:, min(cfg.train_fc_skip, run.last_train_bold.shape[1] - 2):], p.data.cpu())
+    run.history.record_epoch(np.mean(losses, axis=0), r, time.perf_counter() - t_epoch)
+    run.epoch = epoch + 1
+    info = dict(event="epoch", epoch=epoch, epochs=cfg.epochs, window=windows - 1, windows=windows,
+                update=run.history.n_updates, loss=run.history.epochs["epoch_loss"][-1], model=p.model,
+                objective=p.objective)
     for cb in callbacks:
-        cb.on_end(run)
+        cb.on_epoch(run, info)
 
 
 __all__ = ["Run", "Callback", "Problem", "update", "train"]
