@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random restarts fitted together as a batch; each subject reports its best by train FC r "
                         "(default 4: one fit of the paper's scheme falls into the output-noise trap about 40%% of the time)")
     p.add_argument("--fit", type=_names, default=None,
-                   help="comma-separated parameters to fit (default: the paper's g,g_EE,g_IE,g_EI,sigma,sigma_out)")
+                   help="comma-separated parameters to fit (default g,g_EE,g_IE,g_EI with sigma=0.02 and "
+                        "sigma_out=0.001 fixed: fitting sigma_out from the paper's start falls into the output-noise "
+                        "trap; the paper's set is g,g_EE,g_IE,g_EI,sigma,sigma_out)")
     p.add_argument("--regional", type=_names, default=(), help="comma-separated parameters fitted per region")
     p.add_argument("--no-gains", action="store_true", help="do not fit the SC gains")
     p.add_argument("--sigma", type=float, default=None, help="initial (or fixed) state-noise std")

@@ -18,7 +18,7 @@ from .._validate import check_int
 from ..fit import fit as run_fit
 from ..model import RWW
 from .protocol import (DEMO_FIT, default_demo_epochs, figures_enabled, group_fc_for, init_for, load_subject,
-                       split_data, subject_keys)
+                       split_data, subject_defaults, subject_keys)
 from .reports import CohortFitReport, SubjectFitReport
 
 log = logging.getLogger("nmmfit")
@@ -67,7 +67,8 @@ def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, pre
     for the user's files, whose noise is keyed by position) on ``sc # [N, N] | [B, N, N]`` and
     ``bold # [T, N] | [B, T, N]``; returns the :class:`nmmfit.FitResult` (not yet saved)."""
     R = restarts
-    inits = [init_for(preset, R, seed=k, g_mean=g_mean, sigma=sigma, overrides=init) for k, _ in keys]
+    fit, overrides = subject_defaults(fit, sigma, init)
+    inits = [init_for(preset, R, seed=k, g_mean=g_mean, overrides=overrides) for k, _ in keys]
     streams = [s for _, s in keys]
     rng = {} if streams[0] is None else dict(stream=torch.cat(streams), rng_by_stream=True)
     model = RWW(sc, preset=preset, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
