@@ -72,31 +72,24 @@ def _batch_of(name, t, ndim_unbatched):
     return t.shape[0] if t.dim() == ndim_unbatched + 1 else None
 
 
-def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffiths2022",
-                   steps_per_sample=None, record_every=0, seed=0, stream=None, step_offset=0,
-                   noise=True, checkpoint_every=None, batch=None, u=None, u_every=None) -> SimInputs:
-    """Check every argument and return the canonical :class:`SimInputs`.
-
-    Shapes accepted: ``W # [N, N] | [B, N, N]``; each parameter a float, a 0-d tensor, ``[B]``
-    (global per simulation) or ``[B, N]`` (regional); ``state0 # [B, 6, N] | [6, N] | None``;
-    ``stream # [B] | None`` (default ``arange(B)``); ``u # [B, n_u, N] | [n_u, N] | None`` with
-    ``n_u = ceil(n_steps / u_every)``, ``u_every`` defaulting to ``steps_per_sample``. ``B`` is taken
-    from whichever argument has a batch dimension (all must agree), else ``batch``, else 1.
-    """
-    preset = get_preset(preset)
+def _check_W(W) -> None:
+    """``W # [N, N] | [B, N, N]``: a finite, non-negative float tensor with data."""
     if not isinstance(W, torch.Tensor):
         raise TypeError(f"W: expected a torch.Tensor of shape [N, N] or [B, N, N], got {type(W).__name__}")
     if W.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"W: expected dtype float32 or float64, got {W.dtype}")
     if W.dim() not in (2, 3) or W.shape[-1] != W.shape[-2] or W.shape[-1] < 1:
         raise ValueError(f"W: expected shape [N, N] or [B, N, N] with N >= 1, got {list(W.shape)}")
-    dtype, device, N = W.dtype, W.device, W.shape[-1]
-    if device.type == "meta":
+    if W.device.type == "meta":
         raise ValueError("W: a meta tensor holds no data; give a tensor on the CPU or a GPU")
     _check_finite("W", W)
     if not _is_tracing() and bool((W < 0).any()):
         raise ValueError("W: expected non-negative coupling weights (a connectome), got negative entries")
 
+
+def _check_counts(preset, n_steps, steps_per_sample, record_every, step_offset, seed, checkpoint_every) -> tuple:
+    """The integer arguments, checked: ``(n_steps, steps_per_sample, record_every, step_offset, seed,
+    checkpoint_every)`` (defaults resolved)."""
     n_steps = _check_int("n_steps", n_steps, 1)
     sps = preset.steps_per_sample if steps_per_sample is None else steps_per_sample
     sps = _check_int("steps_per_sample", sps, 1)
@@ -110,13 +103,12 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
     if checkpoint_every is None:
         checkpoint_every = max(1, math.isqrt(n_steps))
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
-    if not isinstance(noise, bool):
-        raise TypeError(f"noise: expected a bool, got {type(noise).__name__}")
+    return n_steps, sps, record_every, step_offset, seed, checkpoint_every
 
-    # The batch size: every batched argument must agree.
-    sizes = {}
-    if W.dim() == 3:
-        sizes["W"] = W.shape[0]
+
+def _check_params(params, preset, dtype, device, N: int, sizes: dict) -> dict:
+    """Each parameter a float or a ``[]``, ``[B]`` or ``[B, N]`` tensor (missing: the preset's
+    default); batched ones add their B to ``sizes``."""
     params = dict(params or {})
     unknown = set(params) - set(PARAM_NAMES)
     if unknown:
@@ -141,39 +133,80 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
         elif not math.isfinite(value):
             raise ValueError(f"params[{name!r}]: expected a finite value, got {value!r}")
         tensors[name] = value
-    if state0 is not None:
-        if not isinstance(state0, torch.Tensor):
-            raise TypeError(f"state0: expected a tensor of shape [B, 6, {N}] or [6, {N}], got {type(state0).__name__}")
-        if state0.dtype != dtype or state0.device != device:
-            raise TypeError(f"state0: expected dtype {dtype} on {device} (as W), got {state0.dtype} on {state0.device}")
-        if state0.dim() not in (2, 3) or tuple(state0.shape[-2:]) != (6, N):
-            raise ValueError(f"state0: expected shape [B, 6, {N}] or [6, {N}], got {list(state0.shape)}")
-        if state0.dim() == 3:
-            sizes["state0"] = state0.shape[0]
-        _check_finite("state0", state0)
-    if stream is not None:
-        if not isinstance(stream, torch.Tensor):
-            stream = torch.as_tensor(stream, dtype=torch.int64)
-        if stream.dtype != torch.int64 or stream.dim() != 1:
-            raise ValueError(f"stream: expected an int64 tensor of shape [B], got {stream.dtype} of shape {list(stream.shape)}")
-        if not _is_tracing() and stream.numel() and bool(((stream < 0) | (stream >= 2**32)).any()):
-            raise ValueError("stream: expected values in [0, 2**32)")
-        sizes["stream"] = stream.shape[0]
-    if u_every is None:
-        u_every = sps
-    u_every = _check_int("u_every", u_every, 1)
-    if u is not None:
-        n_u = -(-n_steps // u_every)
-        if not isinstance(u, torch.Tensor):
-            raise TypeError(f"u: expected a tensor of shape [B, {n_u}, {N}] or [{n_u}, {N}], got {type(u).__name__}")
-        if u.dtype != dtype or u.device != device:
-            raise TypeError(f"u: expected dtype {dtype} on {device} (as W), got {u.dtype} on {u.device}")
-        if u.dim() not in (2, 3) or tuple(u.shape[-2:]) != (n_u, N):
-            raise ValueError(f"u: expected shape [B, {n_u}, {N}] or [{n_u}, {N}] (one row per u_every={u_every} "
-                             f"steps of n_steps={n_steps}), got {list(u.shape)}")
-        if u.dim() == 3:
-            sizes["u"] = u.shape[0]
-        _check_finite("u", u)
+    return tensors
+
+
+def _check_state0(state0, dtype, device, N: int, sizes: dict) -> None:
+    """``state0 # [B, 6, N] | [6, N] | None`` in W's dtype and device."""
+    if state0 is None:
+        return
+    if not isinstance(state0, torch.Tensor):
+        raise TypeError(f"state0: expected a tensor of shape [B, 6, {N}] or [6, {N}], got {type(state0).__name__}")
+    if state0.dtype != dtype or state0.device != device:
+        raise TypeError(f"state0: expected dtype {dtype} on {device} (as W), got {state0.dtype} on {state0.device}")
+    if state0.dim() not in (2, 3) or tuple(state0.shape[-2:]) != (6, N):
+        raise ValueError(f"state0: expected shape [B, 6, {N}] or [6, {N}], got {list(state0.shape)}")
+    if state0.dim() == 3:
+        sizes["state0"] = state0.shape[0]
+    _check_finite("state0", state0)
+
+
+def _check_stream(stream, sizes: dict):
+    """``stream # [B] | None``: int64 indices in [0, 2**32)."""
+    if stream is None:
+        return None
+    if not isinstance(stream, torch.Tensor):
+        stream = torch.as_tensor(stream, dtype=torch.int64)
+    if stream.dtype != torch.int64 or stream.dim() != 1:
+        raise ValueError(f"stream: expected an int64 tensor of shape [B], got {stream.dtype} of shape {list(stream.shape)}")
+    if not _is_tracing() and stream.numel() and bool(((stream < 0) | (stream >= 2**32)).any()):
+        raise ValueError("stream: expected values in [0, 2**32)")
+    sizes["stream"] = stream.shape[0]
+    return stream
+
+
+def _check_u(u, n_steps: int, u_every: int, dtype, device, N: int, sizes: dict) -> None:
+    """``u # [B, n_u, N] | [n_u, N] | None`` with ``n_u = ceil(n_steps / u_every)``."""
+    if u is None:
+        return
+    n_u = -(-n_steps // u_every)
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"u: expected a tensor of shape [B, {n_u}, {N}] or [{n_u}, {N}], got {type(u).__name__}")
+    if u.dtype != dtype or u.device != device:
+        raise TypeError(f"u: expected dtype {dtype} on {device} (as W), got {u.dtype} on {u.device}")
+    if u.dim() not in (2, 3) or tuple(u.shape[-2:]) != (n_u, N):
+        raise ValueError(f"u: expected shape [B, {n_u}, {N}] or [{n_u}, {N}] (one row per u_every={u_every} "
+                         f"steps of n_steps={n_steps}), got {list(u.shape)}")
+    if u.dim() == 3:
+        sizes["u"] = u.shape[0]
+    _check_finite("u", u)
+
+
+def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffiths2022",
+                   steps_per_sample=None, record_every=0, seed=0, stream=None, step_offset=0,
+                   noise=True, checkpoint_every=None, batch=None, u=None, u_every=None) -> SimInputs:
+    """Check every argument and return the canonical :class:`SimInputs`.
+
+    Shapes accepted: ``W # [N, N] | [B, N, N]``; each parameter a float, a 0-d tensor, ``[B]``
+    (global per simulation) or ``[B, N]`` (regional); ``state0 # [B, 6, N] | [6, N] | None``;
+    ``stream # [B] | None`` (default ``arange(B)``); ``u # [B, n_u, N] | [n_u, N] | None`` with
+    ``n_u = ceil(n_steps / u_every)``, ``u_every`` defaulting to ``steps_per_sample``. ``B`` is taken
+    from whichever argument has a batch dimension (all must agree), else ``batch``, else 1.
+    """
+    preset = get_preset(preset)
+    _check_W(W)
+    dtype, device, N = W.dtype, W.device, W.shape[-1]
+    n_steps, sps, record_every, step_offset, seed, checkpoint_every = _check_counts(
+        preset, n_steps, steps_per_sample, record_every, step_offset, seed, checkpoint_every)
+    if not isinstance(noise, bool):
+        raise TypeError(f"noise: expected a bool, got {type(noise).__name__}")
+    # The batch size: every batched argument must agree.
+    sizes = {"W": W.shape[0]} if W.dim() == 3 else {}
+    tensors = _check_params(params, preset, dtype, device, N, sizes)
+    _check_state0(state0, dtype, device, N, sizes)
+    stream = _check_stream(stream, sizes)
+    u_every = _check_int("u_every", sps if u_every is None else u_every, 1)
+    _check_u(u, n_steps, u_every, dtype, device, N, sizes)
     if batch is not None:
         sizes["batch"] = _check_int("batch", batch, 1)
     if len(set(sizes.values())) > 1:
