@@ -342,12 +342,13 @@ N = 20
 W = torch.rand(N, N, generator=torch.Generator().manual_seed(0)) / N
 g = torch.full((1,), 0.5, requires_grad=True)
 run = lambda n: nmmfit.simulate(W, {"g": g}, None, n, preset="griffiths2022", batch=1, steps_per_sample=500)
+run(2000)                                                    # warm-up: the first call is slower
 t = time.perf_counter()
 run(20000)
 steps_per_s = 20000 / (time.perf_counter() - t)
 long_forward = lambda: run(int(30 * steps_per_s))
-out = run(int(0.5 * steps_per_s))
-long_backward = lambda: out.bold.square().sum().backward()   # the adjoint costs ~5 forwards
+out = run(int(3 * steps_per_s))
+long_backward = lambda: out.bold.square().sum().backward()   # the adjoint costs several forwards: >> the wait
 for call in (long_forward, long_backward):
     print("ready", flush=True)
     try:

@@ -112,7 +112,7 @@ def _common(p, *, epochs, epochs_help=None, mode="windowed", mode_help=None, lr=
                    help="auto: compiled kernels when built; reference: pure PyTorch")
     p.add_argument("--float64", action="store_true", help="simulate in float64 (default float32)")
     p.add_argument("--sc-preprocess", choices=("log1p_fro", "max_log1p_fro", "max", "none"), default=None,
-                   help="SC preprocessing (default: log1p_fro for griffiths2022, as MODEL.md; max_log1p_fro "
+                   help="SC preprocessing (default: log1p_fro for griffiths2022, as docs/MODEL.md; max_log1p_fro "
                         "divides raw streamline counts by their maximum first)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true")

@@ -82,7 +82,7 @@ def _batch_size(sc: torch.Tensor, init: Mapping, stream, batch, regional: tuple 
 def random_initial_state(B: int, N: int, *, generator: torch.Generator | None = None,
                          dtype=torch.float32, preset="griffiths2022") -> torch.Tensor:
     """Initial state ``[B, 6, N]`` drawn as the fitting scheme of ``preset`` (a name, Preset or
-    FitScheme) says: griffiths2022 ``0.45 U(0,1) + (0, 0, 0, 1, 1, 1)`` (MODEL.md); deco2014
+    FitScheme) says: griffiths2022 ``0.45 U(0,1) + (0, 0, 0, 1, 1, 1)`` (docs/MODEL.md); deco2014
     ``E = I = 0.001 + 0.01 U(0,1)``, ``x = 0``, ``f = v = q = 1``."""
     return get_scheme(preset).state_init.draw(B, N, generator, dtype)
 
@@ -119,7 +119,7 @@ class RWW(nn.Module):
             Missing names take the scheme's ``init``.
         fit_gains: learn the SC gains ``w`` (default: the scheme's, griffiths2022 True).
         gain_init: initial value of every gain (0.05, as in the paper).
-        sc_preprocess: default the scheme's: ``"log1p_fro"`` (griffiths2022, MODEL.md), ``"max_log1p_fro"`` (for raw
+        sc_preprocess: default the scheme's: ``"log1p_fro"`` (griffiths2022, docs/MODEL.md), ``"max_log1p_fro"`` (for raw
             streamline counts, see :func:`preprocess_sc`), ``"max"`` (deco2014 default), ``"none"``.
         output_noise: add ``sigma_out * N(0, 1)`` to every BOLD sample (default: the scheme's).
         rng_by_stream: draw each model's output noise and its seeded random initial state from its
@@ -253,7 +253,7 @@ class RWW(nn.Module):
         return {n: self.value(n) for n in PARAM_NAMES}
 
     def initial_state(self, generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
-        """A random initial state ``[B, 6, N]`` (MODEL.md); ``seed`` makes it reproducible (with
+        """A random initial state ``[B, 6, N]`` (docs/MODEL.md); ``seed`` makes it reproducible (with
         ``rng_by_stream``, each model's from (seed, its stream))."""
         if generator is None and seed is not None and self.rng_by_stream:
             rows = [self.scheme.state_init.draw(1, self.N, torch.Generator().manual_seed(

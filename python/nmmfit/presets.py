@@ -1,4 +1,4 @@
-"""Model presets: named bundles of switches and constants over one set of equations (MODEL.md).
+"""Model presets: named bundles of switches and constants over one set of equations (docs/MODEL.md).
 
 A preset is data, not code: the reference and every kernel read the same fields, so adding a
 preset never adds a code path.
@@ -22,7 +22,7 @@ STATE_BOUNDS = ("clamp01", "tanh_relu")
 
 @dataclass(frozen=True)
 class Preset:
-    """One model variant of MODEL.md.
+    """One model variant of docs/MODEL.md.
 
     Attributes:
         name: preset name.

@@ -1,5 +1,5 @@
 r"""Pure-PyTorch reference of the connectome-based two-state Reduced Wong-Wang + Balloon-Windkessel
-model (MODEL.md): a Python loop over time of plain, differentiable torch ops.
+model (docs/MODEL.md): a Python loop over time of plain, differentiable torch ops.
 
 It is the gradient oracle of the compiled kernels (autograd through it is the exact gradient of the
 discrete forward pass) and the fallback backend when the extension is missing. It draws the same
@@ -75,7 +75,7 @@ CONSTANTS = MappingProxyType(dict(
     tau_s=0.65, tau_f=0.41, tau_0=0.98, alpha=0.32, rho=_RHO,
     k1=7.0 * _RHO, k2=2.0, k3=2.0 * _RHO - 0.2,
 ))
-"""Model constants of MODEL.md (read-only mapping)."""
+"""Model constants of docs/MODEL.md (read-only mapping)."""
 
 _NOISE_CHUNK = 2048  # steps of noise generated at a time (bounds memory on long runs)
 
@@ -168,7 +168,7 @@ def simulate_ref(W, params=None, state0=None, n_steps=1, *, preset="griffiths202
         noise: False drops the stochastic terms.
         checkpoint_every: accepted for signature compatibility with the kernels; ignored.
         batch: B when no argument carries a batch dimension.
-        u: external input added to the excitatory current J_E (MODEL.md's u_i), ``[B, n_u, N]`` or
+        u: external input added to the excitatory current J_E (docs/MODEL.md's u_i), ``[B, n_u, N]`` or
             ``[n_u, N]`` shared; row ``t // u_every`` drives local step t, so n_u = ceil(n_steps /
             u_every). Differentiable. None: no input.
         u_every: steps per row of ``u`` (default ``steps_per_sample``: one value per BOLD sample, held).

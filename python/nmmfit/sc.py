@@ -10,7 +10,7 @@ def preprocess_sc(sc, *, method: str = "log1p_fro") -> torch.Tensor:
     """Structural connectivity as the model uses it.
 
     ``method``:
-      - ``"log1p_fro"`` (MODEL.md, the paper): zero the diagonal, symmetrise, log1p, divide by the
+      - ``"log1p_fro"`` (docs/MODEL.md, the paper): zero the diagonal, symmetrise, log1p, divide by the
         Frobenius norm (per matrix when batched).
       - ``"max_log1p_fro"``: the same after dividing by the maximum first. For raw streamline
         counts (e.g. hcp_aal2, max ~9e6) log1p alone flattens the SC to nearly uniform weights and
@@ -49,7 +49,7 @@ def preprocess_sc(sc, *, method: str = "log1p_fro") -> torch.Tensor:
 
 
 def coupling_from_gains(sc: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    """``W = Ws * ||SC||_F / ||Ws||_F`` with ``Ws = sym((1 + tanh(w)) * SC)`` (MODEL.md).
+    """``W = Ws * ||SC||_F / ||Ws||_F`` with ``Ws = sym((1 + tanh(w)) * SC)`` (docs/MODEL.md).
 
     ``sc # [N, N] | [B, N, N]``, ``w # [B, N, N] | None`` (None: no gains, W = SC).
     """

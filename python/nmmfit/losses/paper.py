@@ -6,7 +6,7 @@ for the backward pass, so the B models get independent gradients. Terms with lea
 hyper-parameters (the bifurcation constraint's ca, cb, cc; the priors' means and precisions) are
 ``nn.Module`` s whose parameters the optimizer updates together with the model's.
 
-The paper's objective (MODEL.md, "The fitting objective"; :func:`griffiths2022_objective`)::
+The paper's objective (docs/MODEL.md, "The fitting objective"; :func:`griffiths2022_objective`)::
 
     L = -log(0.5 + 0.5 r)                                             FCCorrelationLoss, weight 1
       + 5 (ca' g_IE'^2 - cb' g_IE' + cc' - g_EI')^2                   BifurcationLoss,   weight 5

@@ -1,5 +1,5 @@
 r"""Feedback inhibition control (FIC): the g_IE per node that holds each node at the excitatory
-target (MODEL.md, "FIC, analytic" and "FIC, iterative").
+target (docs/MODEL.md, "FIC, analytic" and "FIC, iterative").
 
 Analytic FIC (Demirtas et al. 2019; murraylab hbnm; cuBNM ``rww_fic.cpp``): with every node at the
 target steady state (I_E*, S_E*), node j needs
@@ -43,7 +43,7 @@ class FICTarget(NamedTuple):
 
 
 CUBNM_TARGET = FICTarget(I_E=0.3773805650, S_E=0.1647572075)
-"""cuBNM's and neuronumba's constants: r_E* = H_E(I_E*) = 3.0773 Hz, S_E* from r_E* (MODEL.md)."""
+"""cuBNM's and neuronumba's constants: r_E* = H_E(I_E*) = 3.0773 Hz, S_E* from r_E* (docs/MODEL.md)."""
 
 
 class FICResult(NamedTuple):
@@ -155,7 +155,7 @@ def _check_fic_preset(preset):
     p = get_preset(preset)
     if p.rate != "standard" or p.current_squash != "identity":
         raise ValueError(f"preset: FIC needs the 'standard' rate and 'identity' current squash "
-                         f"(MODEL.md deco2014); {p.name!r} has {p.rate!r} and {p.current_squash!r}")
+                         f"(docs/MODEL.md deco2014); {p.name!r} has {p.rate!r} and {p.current_squash!r}")
     return p
 
 
@@ -165,7 +165,7 @@ def fic_analytic(g, g_EE, g_EI, I_0, W, *, preset="deco2014", target: FICTarget 
 
     Args:
         g, g_EE, g_EI, I_0: each a float, 0-d, ``[B]`` (global) or ``[B, N]`` (regional).
-        W: coupling ``[N, N]`` (shared) or ``[B, N, N]``; row j holds node j's inputs (MODEL.md c_j).
+        W: coupling ``[N, N]`` (shared) or ``[B, N, N]``; row j holds node j's inputs (docs/MODEL.md c_j).
         preset: a preset with the standard rate and no current squash (its coupling switch decides
             whether the network term g S_E* sum_k W_jk enters).
         target: the excitatory steady state (default cuBNM's constants).
@@ -195,7 +195,7 @@ def fic_analytic(g, g_EE, g_EI, I_0, W, *, preset="deco2014", target: FICTarget 
 
 
 def excitatory_current(E, I, g, g_EE, g_IE, I_0, W, coupling: str = "adjacency") -> torch.Tensor:
-    """J_E of MODEL.md from recorded ``E, I # [B, R, N]``; parameters ``[B, N]``, W ``[N, N] | [B, N, N]``."""
+    """J_E of docs/MODEL.md from recorded ``E, I # [B, R, N]``; parameters ``[B, N]``, W ``[N, N] | [B, N, N]``."""
     c = E @ W.transpose(-1, -2)                     # c_j = sum_k W_jk E_k, W shared or batched
     if coupling == "laplacian":
         c = c - W.sum(-1).unsqueeze(-2) * E

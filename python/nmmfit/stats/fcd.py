@@ -1,5 +1,5 @@
 """Functional connectivity dynamics (FCD) and distances between value distributions, as pure
-differentiable torch functions (MODEL.md, "Functional connectivity dynamics").
+differentiable torch functions (docs/MODEL.md, "Functional connectivity dynamics").
 
 Convention of cuBNM (``cubnm/utils.py: calculate_fcd`` and ``get_dfc_windows`` in its C++): an
 even ``window`` w of frames, each window centred on a frame and spanning w + 1 frames, centres
