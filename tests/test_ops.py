@@ -361,10 +361,9 @@ for call in (long_forward, long_backward):
 """
 
 
-def test_ctrl_c_interrupts_a_long_simulate():
-    """SIGINT during a long forward (~30 s), then during a long backward, returns control within a second
-    as KeyboardInterrupt, and leaves Python's handler and the next call as they were. (The child's
-    import of torch dominates the wall time.)"""
+def _interrupt_child_once() -> str | None:
+    """One run of INTERRUPT_CHILD: SIGINT during its long forward, then its long backward. None when
+    both returned KeyboardInterrupt within a second and recovered, else what went wrong."""
     import queue
     import signal
     import subprocess
@@ -378,18 +377,37 @@ def test_ctrl_c_interrupts_a_long_simulate():
     threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout], daemon=True).start()
     try:
         for phase, wait in (("forward", 1.0), ("backward", 0.3)):
-            assert lines.get(timeout=60) == "ready", phase
+            if lines.get(timeout=60) != "ready" or proc.poll() is not None:
+                return f"{phase}: the child was not ready"
             time.sleep(wait)
-            assert proc.poll() is None, proc.stderr.read()
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
-            assert lines.get(timeout=10) == "KeyboardInterrupt", phase
-            assert time.monotonic() - sent < 1.0, phase
-            assert lines.get(timeout=10) == "recovered", phase
-        assert proc.wait(timeout=10) == 0
+            got = lines.get(timeout=10)
+            if got != "KeyboardInterrupt" or time.monotonic() - sent >= 1.0:
+                return f"{phase}: got {got!r} after {time.monotonic() - sent:.2f} s"
+            if lines.get(timeout=10) != "recovered":
+                return f"{phase}: the next call did not run"
+        return None if proc.wait(timeout=10) == 0 else "the child failed at exit"
+    except queue.Empty:
+        proc.kill()
+        return f"no reply within the timeout; child stderr:\n{proc.stderr.read()[-2000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_interrupts_a_long_simulate():
+    """SIGINT during a long forward (~30 s), then during a long backward, returns control within a second
+    as KeyboardInterrupt, and leaves Python's handler and the next call as they were. On a loaded
+    machine a child can miss its cue (its first signal landing outside the kernel call while it is
+    slowed down), so up to three children are tried and all their failures reported."""
+    failures = []
+    for _ in range(3):
+        why = _interrupt_child_once()
+        if why is None:
+            return
+        failures.append(why)
+    raise AssertionError("Ctrl-C did not interrupt the kernel in 3 tries:\n" + "\n".join(failures))
 
 
 def test_extension_refuses_a_different_torch():
