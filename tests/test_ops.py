@@ -361,6 +361,15 @@ for call in (long_forward, long_backward):
 """
 
 
+def _as_a_terminal_child():
+    """A child as a shell starts it: SIGINT unblocked and at its default. The test process's own
+    mask and dispositions (left by the libraries and tests before, e.g. worker threads that block
+    signals) are inherited across exec and would keep the signal from the child."""
+    import signal
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_child_once() -> str | None:
     """One run of INTERRUPT_CHILD: SIGINT during its long forward, then its long backward. None when
     both returned KeyboardInterrupt within a second and recovered, else what went wrong."""
@@ -372,7 +381,7 @@ def _interrupt_child_once() -> str | None:
     import time
     no_site = ["-S"] if sys.flags.no_site else []   # as this interpreter was started (make sanitize)
     proc = subprocess.Popen([sys.executable, *no_site, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_terminal_child)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout], daemon=True).start()
     try:
@@ -389,8 +398,10 @@ def _interrupt_child_once() -> str | None:
                 return f"{phase}: the next call did not run"
         return None if proc.wait(timeout=10) == 0 else "the child failed at exit"
     except queue.Empty:
+        status = open(f"/proc/{proc.pid}/status").read() if proc.poll() is None else ""
+        masks = " ".join(x for x in status.splitlines() if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
         proc.kill()
-        return f"no reply within the timeout; child stderr:\n{proc.stderr.read()[-2000:]}"
+        return f"no reply within the timeout ({masks}); child stderr:\n{proc.stderr.read()[-2000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()
