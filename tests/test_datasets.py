@@ -664,3 +664,17 @@ def test_map_and_node_group_errors_name_the_map():
     s = D.load_arrays(sc, maps={"m": np.arange(4)}, node_groups={"g": np.array([1.0, 0.0, 0.0, 1.0])})
     assert s.maps["m"].dtype == np.float64 and s.node_groups["g"].dtype == np.int64
     assert "maps=['m']" in repr(s)
+
+
+def test_a_crashing_mat_parser_is_a_clear_error(tmp_path, monkeypatch):
+    """scipy's MAT parser segfaults on some corrupt files (found by the fuzz test): user files are
+    parsed in a child process, so a crash is an error naming the file, not a dead interpreter."""
+    import scipy.io
+
+    from nmmfit.datasets import readers
+
+    scipy.io.savemat(tmp_path / "x.mat", {"m": np.eye(3)})
+    np.testing.assert_array_equal(readers.read_matrix(tmp_path / "x.mat", argument="bold_path"), np.eye(3))
+    monkeypatch.setattr(readers, "_MAT_CHILD", "import os; os.abort()")
+    with pytest.raises(ValueError, match=r"bold_path: could not read x.mat as a .mat file.*crashed"):
+        readers.read_matrix(tmp_path / "x.mat", argument="bold_path")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -128,23 +131,50 @@ def _read_npz(path: Path, argument: str, key, key_argument: str) -> np.ndarray:
     return arr
 
 
-def _read_mat(path: Path, argument: str, key, key_argument: str) -> np.ndarray:
-    import scipy.io
+_MAT_CHILD = """
+import sys, numpy as np, scipy.io
+try:
+    mat = scipy.io.loadmat(sys.argv[1])
+except NotImplementedError:
+    sys.exit(3)
+except Exception as exc:
+    sys.stderr.write(f"{type(exc).__name__}: {exc}")
+    sys.exit(4)
+names = [k for k in mat if not k.startswith("__")]
+numeric = {k: mat[k] for k in names if isinstance(mat[k], np.ndarray) and mat[k].dtype.kind in sys.argv[3]}
+np.savez(sys.argv[2], __names__=np.array(names, dtype=str), **numeric)
+"""
 
+
+def _loadmat_isolated(path: Path) -> tuple[dict, list]:
+    """``({name: array} of the numeric variables, all variable names)`` of a MAT file, parsed in a
+    child process: scipy's MAT parser can crash the interpreter on a corrupt file (a segfault in
+    its C code, found by fuzzing), which must not take a fit or a session with it."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "vars.npz"
+        r = subprocess.run([sys.executable, "-c", _MAT_CHILD, str(path), str(out), _NUMERIC_KINDS],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode == 3:
+            raise NotImplementedError
+        if r.returncode != 0:
+            raise ValueError(r.stderr.strip().splitlines()[-1] if r.returncode == 4 and r.stderr.strip()
+                             else f"the MAT reader crashed on it (exit status {r.returncode})")
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files if k != "__names__"}, [str(x) for x in z["__names__"]]
+
+
+def _read_mat(path: Path, argument: str, key, key_argument: str) -> np.ndarray:
     try:
-        mat = scipy.io.loadmat(path)
+        numeric, names = _loadmat_isolated(path)
     except NotImplementedError:
         raise ValueError(f"{argument}: {path.name} is a MATLAB v7.3 (HDF5) file, which scipy cannot "
                          "read; re-save it with save(..., '-v7') or convert it to .npy") from None
-    except Exception as exc:  # scipy's parser raises many types (MatReadError, zlib.error, ...)
+    except Exception as exc:  # scipy's parser raises many types (MatReadError, zlib.error, ...) or crashes
         raise _unreadable(argument, path, ".mat", exc) from None
-    numeric = [k for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-               and v.dtype.kind in _NUMERIC_KINDS]
     if key is not None and key not in numeric:
-        names = [k for k in mat if not k.startswith("__")]
         raise ValueError(f"{key_argument}: {key!r} is not a numeric variable of {path.name} "
                          f"(it has {sorted(names)})")
-    return mat[_pick(argument, key_argument, key, numeric, path, "variables")]
+    return numeric[_pick(argument, key_argument, key, list(numeric), path, "variables")]
 
 
 def check_path(path, argument: str) -> Path:
