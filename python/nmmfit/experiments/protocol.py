@@ -2,6 +2,7 @@
 the scheme, parsing subject lists, and writing JSON."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Mapping
@@ -149,10 +150,18 @@ def group_fc_for(dataset: str | None, subject_id: str) -> np.ndarray | None:
     if dataset in GROUP_FC:
         name, sub = GROUP_FC[dataset]
         return np.asarray(datasets.load(name, subject=sub).fc, dtype=np.float64)
-    others = [s for s in datasets.dataset_info(dataset).subjects if str(s) != str(subject_id)]
-    fcs = [datasets.load(dataset, subject=s).fc for s in others]
-    fcs = [f for f in fcs if f is not None]
+    fcs = [fc for s, fc in _subject_fcs(dataset).items() if s != str(subject_id)]
     return np.mean(fcs, axis=0) if fcs else None
+
+
+@functools.lru_cache(maxsize=4)
+def _subject_fcs(dataset: str) -> dict:
+    """Every subject's FC of ``dataset`` (those with one), loaded once per process: a batch of S
+    subjects needs each one's leave-one-out mean."""
+    from .. import datasets
+
+    out = {str(s): datasets.load(dataset, subject=s).fc for s in datasets.dataset_info(dataset).subjects}
+    return {s: fc for s, fc in out.items() if fc is not None}
 
 
 def figures_enabled(figures: bool) -> bool:

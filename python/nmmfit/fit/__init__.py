@@ -198,7 +198,7 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         result.test_bold = test_bold.numpy()
         result.test_fc = fc_matrix(test_bold.double()).numpy()
         result.test_r = fc_r(test_bold, data.cpu())
-    score_heldout(result, model, data, held, group)
+    score_heldout(result, model, held, group)
     result.wall_time = run.elapsed + time.perf_counter() - t_start
     if out_dir is not None and save_result:
         result.save(out_dir)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..rng import derive_seed
-from ..stats.baselines import fc_baselines, fc_of, subject_specific_r, tri_r
+from ..stats.baselines import fc_baselines, subject_specific_r, tri_r
+from ..stats.fc import fc_matrix
 from .guards import FitDivergedError
 
 
@@ -33,15 +34,15 @@ def simulate_test(model, *, n_windows: int = 120, window: int = 20, burn_in_wind
 
 
 
-def score_heldout(result, model, data: torch.Tensor, heldout: torch.Tensor | None, group_fc=None) -> None:
+def score_heldout(result, model, heldout: torch.Tensor | None, group_fc=None) -> None:
     """Fill ``result``'s held-out score and baselines (:mod:`nmmfit.stats.baselines`) from the test
-    run's FC. ``data # [B, T, N]`` the fitted BOLD, ``heldout # [B, T', N]`` or None, ``group_fc
+    run's FC against ``result.emp_fc`` (the fitted data's) and ``heldout # [B, T', N]`` or None; ``group_fc
     # [N, N] | [B, N, N]`` or None. Baselines are scored against the held-out FC when there is one
     (else against the fitted data's), the ceiling is r(fitted data's FC, held-out FC)."""
-    fitted_fc = fc_of(data.cpu().numpy())
+    fitted_fc = result.emp_fc                             # FC of data, computed with the result
     target = fitted_fc
     if heldout is not None:
-        result.heldout_fc = fc_of(heldout.cpu().numpy())
+        result.heldout_fc = fc_matrix(heldout.double()).cpu().numpy()
         target = result.heldout_fc
         if result.test_fc is not None:
             result.heldout_r = tri_r(result.test_fc, target)

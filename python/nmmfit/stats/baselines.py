@@ -8,26 +8,17 @@ correlation of (model FC - group FC) with (session FC - group FC). Pure function
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from .fc import lower_tri, pearson
 
 
 def tri_r(a, b) -> np.ndarray:
-    """Pearson correlation of the lower triangles (k=-1) of ``a`` and ``b`` ``[..., N, N]`` -> ``[...]``."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    a, b = np.broadcast_arrays(a, b)
-    i, j = np.tril_indices(a.shape[-1], -1)
-    x, y = a[..., i, j], b[..., i, j]
-    x = x - x.mean(-1, keepdims=True)
-    y = y - y.mean(-1, keepdims=True)
-    return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1) + 1e-300)
-
-
-def fc_of(bold) -> np.ndarray:
-    """Pearson FC ``[..., N, N]`` of ``bold # [..., T, N]`` in float64."""
-    x = np.asarray(bold, dtype=np.float64)
-    x = x - x.mean(-2, keepdims=True)
-    cov = np.swapaxes(x, -1, -2) @ x
-    d = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1) + 1e-300)
-    return cov / (d[..., :, None] * d[..., None, :])
+    """Pearson correlation of the lower triangles (k=-1) of ``a`` and ``b`` ``[..., N, N]`` -> ``[...]``
+    (float64; :func:`nmmfit.stats.fc.pearson` of :func:`~nmmfit.stats.fc.lower_tri`)."""
+    a, b = (torch.as_tensor(np.asarray(m, dtype=np.float64)) for m in (a, b))
+    a, b = torch.broadcast_tensors(a, b)
+    return pearson(lower_tri(a), lower_tri(b)).numpy()
 
 
 def fc_baselines(target_fc, *, sc=None, group_fc=None, other_fc=None) -> dict:
@@ -49,4 +40,4 @@ def subject_specific_r(model_fc, target_fc, group_fc) -> np.ndarray:
     return np.atleast_1d(tri_r(np.asarray(model_fc) - g, np.asarray(target_fc) - g))
 
 
-__all__ = ["tri_r", "fc_of", "fc_baselines", "subject_specific_r"]
+__all__ = ["tri_r", "fc_baselines", "subject_specific_r"]
