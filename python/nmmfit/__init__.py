@@ -9,9 +9,9 @@ from .ops import noise, simulate
 __version__ = "0.1.0"
 from .stats import fc_correlation, fc_matrix
 from .sc import coupling_from_gains, preprocess_sc
-from .params.schemes import SCHEMES, FitScheme, get_scheme, paper_init
+from .params.schemes import SCHEMES, FitScheme, Stage, get_scheme, paper_init
 from .model import RWW
 from .losses import (LossInput, LossTerm, FCCorrelationLoss, FCRMSELoss, BoldMSELoss, EntropyLoss,
-                     BifurcationLoss, GaussianPrior, Objective, griffiths2022_objective, default_objective)
-from .fit import fit, FitConfig, FitDivergedError, FitResult, simulate_test
+                     BifurcationLoss, GaussianPrior, TargetFCLoss, GainPenalty, Objective, griffiths2022_objective, default_objective)
+from .fit import fit, fit_stages, FitConfig, FitDivergedError, FitResult, simulate_test
 from . import datasets  # noqa: E402  (the bundled data, reachable as nmmfit.datasets)

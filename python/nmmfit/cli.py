@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .params.schemes import SCHEMES
+
 PARAMS = ("g", "g_EE", "g_IE", "g_EI", "I_0", "sigma", "sigma_out")
 
 
@@ -57,6 +59,13 @@ def _scale(text):
     if not x > 0:
         raise argparse.ArgumentTypeError(f"{k}: expected a positive multiplier, got {x}")
     return k.strip(), x
+
+
+def _stage_count(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected STAGE=N, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), _count(1)(v)
 
 
 def _test_windows(text):
@@ -194,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
 
     p = sub.add_parser("fit", help="fit a dataset subject or your own files")
-    _common(p, epochs=20)
+    _common(p, epochs=None, epochs_help="epochs of the last stage (default: the scheme's; 20 for griffiths2022)")
     p.add_argument("--dataset", default=None, help="bundled dataset name (e.g. hcp_aal2, hcp_schaefer100)")
     p.add_argument("--subject", default="0")
     p.add_argument("--subjects", default=None, metavar="LIST",
@@ -204,7 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bold", default=None, help="BOLD file, frames x regions (or regions x frames)")
     p.add_argument("--tr", type=float, default=None)
     p.add_argument("--frames", type=_count(1), default=None, help="use only the first FRAMES frames")
-    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default="griffiths2022")
+    p.add_argument("--scheme", choices=sorted(SCHEMES), default=None,
+                   help="fitting scheme (default: group_shrinkage where a group FC exists: a group stage fitted to "
+                        "other people's FC, then the subject's FC shrunk toward it, gains kept near the group's; "
+                        "griffiths2022 otherwise: the paper's, each window's FC as the target)")
+    p.add_argument("--preset", choices=("griffiths2022", "deco2014"), default=None,
+                   help="the equations (with no --scheme: the preset's own scheme)")
+    p.add_argument("--stage-epochs", type=_stage_count, action="append", default=[], metavar="STAGE=N",
+                   help="epochs of a stage of the scheme, e.g. group=4 (default: the scheme's; --epochs sets the "
+                        "last stage's)")
     p.add_argument("--restarts", type=int, default=4,
                    help="random restarts fitted together as a batch; each subject reports its best by train FC r "
                         "(default 4: one fit of the paper's scheme falls into the output-noise trap about 40%% of the time)")
@@ -259,7 +276,7 @@ def _run_fit(ex, args, common):
     if args.sc is not None and args.bold is None:
         print("nmmfit fit: error: --sc needs --bold", file=sys.stderr)
         return None
-    model = dict(preset=args.preset, fit=args.fit, regional=args.regional or (),
+    model = dict(scheme=args.scheme, preset=args.preset, stage_epochs=dict(args.stage_epochs) or None, fit=args.fit, regional=args.regional or (),
                  gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init), frames=args.frames,
                  resume=args.resume, restarts=args.restarts, heldout=args.heldout)
     if args.subjects is not None:

@@ -6,8 +6,9 @@ paper's scheme (griffiths2022) floors g_EE, g_IE, g_EI at 0.001, sigma at 0.02 a
 0.001 with ``offset + relu(p)`` and leaves g and I_0 free; deco2014 uses natural units throughout.
 
 The coupling matrix comes from structural connectivity ``SC`` (preprocessed once, :mod:`nmmfit.sc`)
-and, when the scheme has them, learnable gains ``w`` (init 0.05):
-``W = sym((1 + tanh(w)) * SC) * ||SC||_F / ||sym(...)||_F`` (:func:`nmmfit.sc.coupling_from_gains`).
+and, when the scheme has them, learnable gains ``w`` in the scheme's form (the paper's, init 0.05:
+``W = sym((1 + tanh(w)) * SC) * ||SC||_F / ||sym(...)||_F``; or log-gains ``exp(w)``, init 0;
+:func:`nmmfit.sc.coupling_from_gains`).
 
 A module holds a batch of ``B`` independent models (subjects and/or random restarts). Every
 parameter is either global (``[B]``) or regional (``[B, N]``); any subset can be fitted, the rest
@@ -118,7 +119,7 @@ class RWW(nn.Module):
         init: initial values in natural units: name -> float, ``[B]`` or ``[B, N]`` (numpy/torch).
             Missing names take the scheme's ``init``.
         fit_gains: learn the SC gains ``w`` (default: the scheme's, griffiths2022 True).
-        gain_init: initial value of every gain (0.05, as in the paper).
+        gain_init: initial value of every gain (default: the scheme's gain form's, 0.05 as in the paper).
         sc_preprocess: default the scheme's: ``"log1p_fro"`` (griffiths2022, docs/MODEL.md), ``"max_log1p_fro"`` (for raw
             streamline counts, see :func:`preprocess_sc`), ``"max"`` (deco2014 default), ``"none"``.
         output_noise: add ``sigma_out * N(0, 1)`` to every BOLD sample (default: the scheme's).
@@ -138,7 +139,7 @@ class RWW(nn.Module):
 
     def __init__(self, sc, *, preset=None, scheme=None, batch: int | None = None,
                  fit: Iterable[str] | None = None, regional: Iterable[str] = (),
-                 init: Mapping | None = None, fit_gains: bool | None = None, gain_init: float = 0.05,
+                 init: Mapping | None = None, fit_gains: bool | None = None, gain_init: float | None = None,
                  sc_preprocess: str | None = None, output_noise: bool | None = None,
                  rng_by_stream: bool = False, seed: int = 0,
                  stream=None, backend: str = "auto", dtype=torch.float32, tr: float | None = None):
@@ -172,8 +173,8 @@ class RWW(nn.Module):
         self.register_buffer("stream", torch.arange(B, dtype=torch.int64) if stream is None else stream)
         self.seed = check_seed("seed", seed)
         self.fit_gains = check_bool("fit_gains", self.scheme.gains if fit_gains is None else fit_gains)
-        self.gains = nn.Parameter(torch.full((B, self.N, self.N), check_float("gain_init", gain_init),
-                                             dtype=dtype)) if self.fit_gains else None
+        gain_init = self.scheme.gain_form.init if gain_init is None else check_float("gain_init", gain_init)
+        self.gains = nn.Parameter(torch.full((B, self.N, self.N), gain_init, dtype=dtype)) if self.fit_gains else None
         self.output_noise = check_bool("output_noise", self.scheme.output_noise if output_noise is None
                                        else output_noise)
         self.rng_by_stream = check_bool("rng_by_stream", rng_by_stream)
@@ -247,7 +248,7 @@ class RWW(nn.Module):
 
     def coupling(self) -> torch.Tensor:
         """The coupling matrix W the dynamics use: ``[B, N, N]`` with gains, else SC as stored."""
-        return coupling_from_gains(self.sc, self.gains)
+        return coupling_from_gains(self.sc, self.gains, self.scheme.gain_form)
 
     def sim_params(self) -> dict:
         return {n: self.value(n) for n in PARAM_NAMES}

@@ -1,7 +1,11 @@
-"""Structural connectivity as the model uses it: preprocessing, and the coupling from learnable gains.
+"""Structural connectivity as the model uses it: preprocessing, and the coupling from learnable gains
+(their form, ``1 + tanh(w)`` as in the paper or ``exp(w)``, is a value a fitting scheme holds).
 
 Imports: torch only."""
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 
@@ -48,17 +52,71 @@ def preprocess_sc(sc, *, method: str = "log1p_fro") -> torch.Tensor:
     return sc / norm
 
 
-def coupling_from_gains(sc: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    """``W = Ws * ||SC||_F / ||Ws||_F`` with ``Ws = sym((1 + tanh(w)) * SC)`` (docs/MODEL.md).
+@dataclass(frozen=True)
+class TanhGains:
+    """The paper's gains: edge factor ``1 + tanh(w)`` (each edge between 0 and 2x its SC weight),
+    every gain starting at 0.05 as in the paper's code."""
+    init: float = 0.05
+    name: str = "tanh"
+
+    def factor(self, w: torch.Tensor) -> torch.Tensor:
+        return 1.0 + torch.tanh(w)
+
+    def from_factor(self, f: torch.Tensor) -> torch.Tensor:
+        return torch.atanh(f.clamp(0.005, 1.995) - 1.0)
+
+
+@dataclass(frozen=True)
+class ExpGains:
+    """Log-gains: edge factor ``exp(w)`` (unbounded; w = 0 is W = SC), clipped to ``exp(+-limit)``
+    so that no edge can overflow. A penalty on ``w`` is then a log-normal prior on the edge weights
+    relative to the SC (or to a reference coupling)."""
+    init: float = 0.0
+    limit: float = 8.0
+    name: str = "exp"
+
+    def factor(self, w: torch.Tensor) -> torch.Tensor:
+        return torch.exp(w.clamp(-self.limit, self.limit))
+
+    def from_factor(self, f: torch.Tensor) -> torch.Tensor:
+        return torch.log(f.clamp(math.exp(-self.limit), math.exp(self.limit)))
+
+
+TANH_GAINS, EXP_GAINS = TanhGains(), ExpGains()
+GAIN_FORMS = {f.name: f for f in (TANH_GAINS, EXP_GAINS)}
+
+
+def coupling_from_gains(sc: torch.Tensor, w: torch.Tensor | None, form=TANH_GAINS) -> torch.Tensor:
+    """``W = Ws * ||SC||_F / ||Ws||_F`` with ``Ws = sym(form.factor(w) * SC)`` (docs/MODEL.md; the
+    paper's form ``1 + tanh(w)`` by default).
 
     ``sc # [N, N] | [B, N, N]``, ``w # [B, N, N] | None`` (None: no gains, W = SC).
     """
     if w is None:
         return sc
-    wg = (1.0 + torch.tanh(w)) * sc
+    wg = form.factor(w) * sc
     ws = 0.5 * (wg + wg.transpose(-1, -2))
     ref = torch.linalg.matrix_norm(sc, ord="fro", keepdim=True)
     return ws * (ref / torch.linalg.matrix_norm(ws, ord="fro", keepdim=True))
 
 
-__all__ = ["preprocess_sc", "coupling_from_gains"]
+def gains_from_fc(sc: torch.Tensor, fc: torch.Tensor, form=TANH_GAINS, floor: float = 0.01) -> torch.Tensor:
+    """Gains that make the coupling follow a target FC on the SC's support: the edge factor
+    proportional to ``max(FC_ij, floor) / SC_ij``, scaled to median 1 over the edges and clipped to
+    the form's range (0 off the support). In the near-linear regime the model's FC follows W, so
+    this starts a fit at ``W ~ SC-masked FC``.
+
+    ``sc # [N, N] | [B, N, N]`` (as the model stores it), ``fc # [N, N] | [B, N, N]``; returns the
+    broadcast shape."""
+    sc, fc = torch.broadcast_tensors(torch.as_tensor(sc, dtype=torch.float64),
+                                     torch.as_tensor(fc, dtype=torch.float64))
+    edge = sc > 0
+    ratio = torch.where(edge, fc.clamp_min(floor) / sc.clamp_min(1e-300), torch.ones_like(sc))
+    med = torch.stack([r[e].median() for r, e in zip(ratio.reshape(-1, *sc.shape[-2:]),
+                                                    edge.reshape(-1, *sc.shape[-2:]))])
+    ratio = ratio / med.reshape(*sc.shape[:-2], 1, 1)
+    return torch.where(edge, form.from_factor(ratio), torch.zeros_like(sc))
+
+
+__all__ = ["preprocess_sc", "coupling_from_gains", "gains_from_fc", "TanhGains", "ExpGains", "TANH_GAINS",
+           "EXP_GAINS", "GAIN_FORMS"]

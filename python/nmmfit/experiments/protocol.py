@@ -13,6 +13,7 @@ import torch
 from .._files import atomic_write_text
 from .._validate import check_choice, check_int
 from ..params.schemes import get_scheme
+from ..presets import get_preset
 from ..rng import derive_seed
 
 DEMO_FIT = ("g", "g_EE", "g_IE", "g_EI", "sigma_out")
@@ -39,6 +40,28 @@ def subject_defaults(fit, sigma, init) -> tuple:
     if fit is not None:
         return fit, given
     return SUBJECT_FIT, {**SUBJECT_FIXED, **given}
+
+
+DEFAULT_SCHEME = "group_shrinkage"
+"""What ``nmmfit fit`` fits when no scheme or preset is named and a group FC exists: the paper's
+model fitted to generalise (:data:`nmmfit.params.schemes.GROUP_SHRINKAGE_SCHEME`). Without a group
+FC (the user's files) the paper's scheme is fitted instead."""
+
+
+def subject_scheme(scheme=None, preset=None, *, has_group: bool = True):
+    """The :class:`nmmfit.FitScheme` of a subject fit: ``scheme`` (its equations replaced by
+    ``preset`` when both are given); else ``preset``'s registered scheme; else :data:`DEFAULT_SCHEME`
+    when a group FC exists (``has_group``), the paper's scheme when not (logged)."""
+    if scheme is not None:
+        chosen = get_scheme(scheme)
+        return chosen if preset is None else chosen.replace(preset=get_preset(preset))
+    if preset is not None:
+        return get_scheme(get_preset(preset))
+    if not has_group:
+        logging.getLogger("nmmfit").info("no group-average FC for these data: fitting the paper's scheme "
+                                         "(griffiths2022), whose FC term targets the data's windows")
+        return get_scheme("griffiths2022")
+    return get_scheme(DEFAULT_SCHEME)
 
 
 def load_subject(dataset: str | None, subject=0, *, sc_path=None, bold_path=None, tr=None,

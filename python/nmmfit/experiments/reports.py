@@ -24,6 +24,25 @@ def _score_lines(scores: dict) -> list:
     return [f"  {label}: {v:.3f}" for label, v in scores.items()]
 
 
+def stage_lines(stages: list, start: dict, b: int, indent: str = "") -> list:
+    """For model ``b`` of a staged fit (:func:`nmmfit.fit.fit_stages`'s ``extra``): one line per stage
+    (its target, shrinkage weight, train FC r, time) and each fitted value's path from its start
+    through the stages, so that what moved and what stayed is visible."""
+    if len(stages) < 2:
+        return []
+    lines = []
+    for s in stages:
+        a = "" if s["shrinkage"] is None else f", shrinkage toward the group a={s['shrinkage'][b]:.2f}"
+        pen = f", gains kept near the previous stage's (weight {s['gain_penalty']:g})" if s["gain_penalty"] else ""
+        r = "" if s["train_r"] is None else f"; train FC r {s['train_r'][b]:.3f}"
+        lines.append(f"{indent}stage {s['name']}: {s['epochs']} epochs, target {s['target']}{a}{pen}{r} "
+                     f"({s['wall_time']:.0f} s)")
+    for name, v0 in start.items():
+        path = " -> ".join([f"{v0[b]:.4g} (start)"] + [f"{s['fitted'][name][b]:.4g} ({s['name']})" for s in stages])
+        lines.append(f"{indent}  {name}: {path}")
+    return lines
+
+
 class Report:
     """Shared persistence: ``to_dict()`` (JSON-ready) and ``save(path)``."""
 
@@ -62,6 +81,8 @@ class SubjectFitReport(Report):
     warnings: list = field(default_factory=list)
     figures: list = field(default_factory=list)
     out: str = ""
+    stages: list = field(default_factory=list)
+    start: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         b = self.best
@@ -71,7 +92,7 @@ class SubjectFitReport(Report):
                  f"train FC r (in-sample) per restart: {_r(self.train_r)}"
                  + (f"  (best by train FC r: restart {b})" if self.restarts > 1 else ""),
                  f"held-out FC r per restart: {_r(self.heldout_r)}",
-                 f"restart {b}:", *_score_lines(self.scores),
+                 f"restart {b}:", *_score_lines(self.scores), *stage_lines(self.stages, self.start, b, "  "),
                  f"fitted (restart {b}): {_values(self.fitted)}", *[f"warning: {w}" for w in self.warnings],
                   f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
         return "\n".join(lines)
@@ -98,14 +119,17 @@ class CohortFitReport(Report):
     wall_time_per_subject: float
     figures: list = field(default_factory=list)
     out: str = ""
+    stages: list = field(default_factory=list)
+    start: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"fit: {self.dataset} subjects {', '.join(self.subjects)} batched (B={self.B}: {self.restarts} "
                  f"restart(s) each; {self.N} regions, {self.frames} frames), {self.epochs} epochs ({self.mode})",
                  f"protocol: {self.protocol}; per subject its best restart by train FC r"]
-        for row in self.per_subject:
+        for s, row in enumerate(self.per_subject):
             lines.append(f"  subject {row['subject']} (restart {row['best_restart']}): {_values(row['fitted'])}")
             lines += ["  " + x for x in _score_lines(row["scores"])] + [f"    warning: {w}" for w in row["warnings"]]
+            lines += stage_lines(self.stages, self.start, s * self.restarts + row["best_restart"], "    ")
         lines.append(f"wall time: {self.wall_time:.1f} s ({self.wall_time_per_subject:.1f} s per subject); "
                      f"results in {self.out}")
         return "\n".join(lines)

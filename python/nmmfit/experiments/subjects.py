@@ -15,10 +15,10 @@ import torch
 
 from .._files import prepare_run_dir
 from .._validate import check_int
-from ..fit import fit as run_fit
+from ..fit import fit_stages
 from ..model import RWW
 from .protocol import (DEMO_FIT, default_demo_epochs, figures_enabled, group_fc_for, init_for, load_subject,
-                       split_data, subject_defaults, subject_keys)
+                       split_data, subject_defaults, subject_keys, subject_scheme)
 from .reports import CohortFitReport, SubjectFitReport
 
 log = logging.getLogger("nmmfit")
@@ -61,29 +61,30 @@ def _batched_init(inits: list, R: int) -> dict:
     return {k: torch.cat([rows(i[k]) for i in inits]) for k in inits[0]} if inits[0] else {}
 
 
-def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, preset, fit, regional, gains, sigma,
+def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, scheme, fit, regional, gains, sigma,
                init, g_mean, seed, backend, dtype, sc_preprocess, resume, overwrite, progress, **fit_settings):
     """Fit the models of ``keys`` (per subject: ``(init_seed, streams [R])``, or ``(seed, None)``
     for the user's files, whose noise is keyed by position) on ``sc # [N, N] | [B, N, N]`` and
-    ``bold # [T, N] | [B, T, N]``; returns the :class:`nmmfit.FitResult` (not yet saved)."""
+    ``bold # [T, N] | [B, T, N]`` in the stages of ``scheme`` (:func:`nmmfit.fit.fit_stages`);
+    returns the :class:`nmmfit.FitResult` (not yet saved)."""
     R = restarts
     fit, overrides = subject_defaults(fit, sigma, init)
-    inits = [init_for(preset, R, seed=k, g_mean=g_mean, overrides=overrides) for k, _ in keys]
+    inits = [init_for(scheme, R, seed=k, g_mean=g_mean, overrides=overrides) for k, _ in keys]
     streams = [s for _, s in keys]
     rng = {} if streams[0] is None else dict(stream=torch.cat(streams), rng_by_stream=True)
-    model = RWW(sc, preset=preset, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
+    model = RWW(sc, scheme=scheme, batch=len(keys) * R, fit=fit, regional=regional, init=_batched_init(inits, R),
                 fit_gains=gains, seed=seed, backend=backend, dtype=dtype, sc_preprocess=sc_preprocess, tr=tr, **rng)
-    return run_fit(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume,
-                   overwrite=overwrite, progress=progress, save_result=False, **fit_settings)
+    return fit_stages(model, bold, heldout=heldout, group_fc=group_fc, seed=seed, out_dir=out, resume=resume,
+                      overwrite=overwrite, progress=progress, save_result=False, **fit_settings)
 
 
 def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=None, bold_path=None, tr=None,
-                bold_layout="auto", preset="griffiths2022", restarts: int = DEMO_RESTARTS, epochs: int = 20,
+                bold_layout="auto", scheme=None, preset=None, restarts: int = DEMO_RESTARTS, epochs: int | None = None,
                 window: int = 20, mode: str = "windowed", lr: float = 0.01, fit: Sequence[str] | None = None,
                 regional: Sequence[str] = (), gains: bool | None = None, sigma: float | None = None,
                 init: Mapping | None = None, g_mean: float = 80.0, frames: int | None = None,
                 test_windows="data", average_last: int = 100, seed: int = 0, backend: str = "auto",
-                lr_scale: Mapping | None = None, sc_preprocess: str | None = None, resume: bool = False,
+                lr_scale: Mapping | None = None, stage_epochs: Mapping | None = None, sc_preprocess: str | None = None, resume: bool = False,
                 progress: bool = True, dtype=torch.float32, figures: bool = True, heldout: str = "auto",
                 command: str = "fit", overwrite: bool = False) -> SubjectFitReport:
     """Fit one subject (a bundled dataset's or the user's files) with ``restarts`` models batched.
@@ -92,7 +93,10 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     figures into ``out`` (a previous run's results there are refused unless ``overwrite``, or
     continued with ``resume``: :func:`nmmfit.fit`). A dataset subject's randomness is keyed as in :func:`fit_subjects`, so
     ``subject=k`` gives the fit of ``subjects=[k]``. ``heldout`` (:func:`.protocol.split_data`): the
-    data the fit never sees, scored beside the baselines (group FC: :func:`.protocol.group_fc_for`)."""
+    data the fit never sees, scored beside the baselines (group FC: :func:`.protocol.group_fc_for`).
+    ``scheme``/``preset``: :func:`.protocol.subject_scheme` (default: fitted to generalise, in a group
+    stage and a subject stage, where a group FC exists); ``epochs``: the last stage's (None: the
+    scheme's)."""
     t0 = time.perf_counter()
     check_int("restarts", restarts, 1)
     out = prepare_run_dir(out, overwrite=overwrite, resume=resume)
@@ -102,11 +106,13 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     bold, held, protocol = split_data(subj, dataset, subject, heldout, frames)
     group = group_fc_for(dataset, subj.subject) if sc_path is None else None
     keys = [subject_keys(dataset, subj.subject, seed, restarts) if sc_path is None else (seed, None)]
-    res = _fit_batch(out, subj.sc, bold, keys, tr=subj.tr, heldout=held, group_fc=group, restarts=restarts, preset=preset, fit=fit, regional=regional,
+    scheme = subject_scheme(scheme, preset, has_group=group is not None)
+    res = _fit_batch(out, subj.sc, bold, keys, tr=subj.tr, heldout=held, group_fc=group, restarts=restarts,
+                     scheme=scheme, fit=fit, regional=regional,
                      gains=gains, sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
                      epochs=epochs,
-                     window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
+                     window=window, lr=lr, lr_scale=lr_scale or {}, stage_epochs=stage_epochs, test_windows=test_windows,
                      average_last=average_last)
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol,
                      labels=None if subj.labels is None else list(subj.labels))
@@ -128,7 +134,8 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
         heldout_r=None if res.heldout_r is None else res.heldout_r.tolist(), best=b, protocol=protocol,
         scores=res.scores(b),
         fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}, warnings=warnings,
-        wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out))
+        wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out),
+        stages=res.extra.get("stages", []), start=res.extra.get("start", {}))
     report.save(out / "report.json")
     return report
 
@@ -186,12 +193,12 @@ def _cohort_figures(res, out: Path, dataset: str, rows: list) -> list:
     return figs + [str(plot_losses(res.history, out / "loss.png")), str(plot_params(res.history, out / "params.png"))]
 
 
-def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), preset="griffiths2022",
-                 epochs: int = 20, window: int = 20, mode: str = "windowed", lr: float = 0.01,
+def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), scheme=None, preset=None,
+                 epochs: int | None = None, window: int = 20, mode: str = "windowed", lr: float = 0.01,
                  fit: Sequence[str] | None = None, regional: Sequence[str] = (), gains: bool | None = None,
                  sigma: float | None = None, init: Mapping | None = None, g_mean: float = 80.0,
                  frames: int | None = None, test_windows="data", average_last: int = 100, seed: int = 0,
-                 backend: str = "auto", lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
+                 backend: str = "auto", lr_scale: Mapping | None = None, stage_epochs: Mapping | None = None, sc_preprocess: str | None = None,
                  resume: bool = False, progress: bool = True, dtype=torch.float32, figures: bool = True,
                  restarts: int = DEMO_RESTARTS, heldout: str = "auto", overwrite: bool = False) -> CohortFitReport:
     """Fit several subjects of a dataset batched in one model: B = len(subjects) * restarts
@@ -206,11 +213,13 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
     subs, sc, bold, held, group, protocol = _cohort_data(dataset, subjects, frames, R, heldout)
     T = bold.shape[1]
     keys = [subject_keys(dataset, sj.subject, seed, R) for sj in subs]
-    res = _fit_batch(out, sc, bold, keys, tr=subs[0].tr, heldout=held, group_fc=group, restarts=R, preset=preset, fit=fit, regional=regional, gains=gains,
+    scheme = subject_scheme(scheme, preset, has_group=group is not None)
+    res = _fit_batch(out, sc, bold, keys, tr=subs[0].tr, heldout=held, group_fc=group, restarts=R, scheme=scheme,
+                     fit=fit, regional=regional, gains=gains,
                      sigma=sigma, init=init, g_mean=g_mean, seed=seed, backend=backend, dtype=dtype,
                      sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
                      epochs=epochs,
-                     window=window, lr=lr, lr_scale=lr_scale or {}, test_windows=test_windows,
+                     window=window, lr=lr, lr_scale=lr_scale or {}, stage_epochs=stage_epochs, test_windows=test_windows,
                      average_last=average_last)
     ids = [str(sj.subject) for sj in subs]
     res.extra.update(dataset=dataset, subjects=ids, restarts=R, tr=subs[0].tr, n_frames=int(T), protocol=protocol,
@@ -224,7 +233,8 @@ def fit_subjects(out, *, dataset: str = "hcp_aal2", subjects: Sequence = (0,), p
         epochs=res.epochs_completed, mode=mode, protocol=protocol, per_subject=[{k: v for k, v in r.items() if k != "index"} for r in rows],
         train_r=None if res.train_r is None else res.train_r.tolist(),
         test_r=None if res.test_r is None else res.test_r.tolist(), wall_time=wall, fit_wall_time=res.wall_time,
-        train_time=res.train_time, wall_time_per_subject=wall / len(subs), figures=figs, out=str(out))
+        train_time=res.train_time, wall_time_per_subject=wall / len(subs), figures=figs, out=str(out),
+        stages=res.extra.get("stages", []), start=res.extra.get("start", {}))
     report.save(out / "report.json")
     return report
 
@@ -250,8 +260,8 @@ def demo(out, *, dataset="hcp_aal2", subject=0, epochs: int | None = None, frame
     sigma = None if fit_sigma else 0.02
     if epochs is None:
         epochs = default_demo_epochs(backend)
-    return fit_subject(out, dataset=dataset, subject=subject, epochs=epochs, frames=frames, fit=fit, sigma=sigma,
-                       restarts=restarts, backend=backend, seed=seed, progress=progress, command="demo", **kw)
+    return fit_subject(out, dataset=dataset, subject=subject, scheme="griffiths2022", epochs=epochs, frames=frames,
+                       fit=fit, sigma=sigma, restarts=restarts, backend=backend, seed=seed, progress=progress, command="demo", **kw)
 
 
 __all__ = ["fit_subject", "fit_subjects", "demo", "DEMO_RESTARTS"]

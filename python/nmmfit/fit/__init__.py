@@ -27,8 +27,11 @@ With ``out_dir`` a checkpoint is written after every epoch; ``resume=True`` cont
 (same settings; ``epochs`` may be larger) and gives the same result as an uninterrupted fit. A
 directory holding a previous run's results is never overwritten unless ``overwrite=True``.
 
+:func:`fit_stages` runs a scheme's stages in order (e.g. a group stage, then the subject's).
+
 Modules: config (FitConfig), data (prepare_bold), optim, history, checkpoint, guards, loop (Run,
-update, train, Callback), callbacks, evaluate (simulate_test), result (FitResult). Imports: model,
+update, train, Callback), callbacks, evaluate (simulate_test), result (FitResult), stages
+(fit_stages). Imports: model,
 losses, stats, rng; nothing here imports experiments or the CLI.
 """
 from __future__ import annotations
@@ -56,6 +59,7 @@ from .history import History
 from .loop import Callback, Problem, Run, train
 from .optim import CosineLR, make_optimizer
 from .result import FitResult
+from .stages import fit_stages
 
 
 def _fingerprint(cfg: FitConfig, model, data: torch.Tensor, n_params: int) -> str:
@@ -205,5 +209,5 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
     return result
 
 
-__all__ = ["fit", "FitConfig", "FitResult", "FitDivergedError", "CheckpointError", "Callback", "prepare_bold",
+__all__ = ["fit", "fit_stages", "FitConfig", "FitResult", "FitDivergedError", "CheckpointError", "Callback", "prepare_bold",
            "simulate_test", "CHECKPOINT"]

@@ -1,10 +1,12 @@
 """Composable loss terms (base: the protocol and the objective; paper: Griffiths et al. 2022's
-terms; moments: simulated-moments terms). Imports: stats only."""
+terms; moments: simulated-moments terms; target: a static target FC and a prior on the SC gains).
+Imports: stats only."""
 from .base import LossInput, LossTerm, Objective, default_objective, with_weights
 from .moments import (BoldACFLoss, BoldLogSDLoss, BoldMeanLoss, FCMSELoss, moments_objective)
 from .paper import (BifurcationLoss, BoldMSELoss, EntropyLoss, FCCorrelationLoss, FCRMSELoss, GaussianPrior,
                     griffiths2022_objective)
+from .target import GainPenalty, TargetFCLoss
 
 __all__ = ["LossInput", "LossTerm", "FCCorrelationLoss", "FCRMSELoss", "BoldMSELoss", "BoldMeanLoss",
            "BoldLogSDLoss", "BoldACFLoss", "FCMSELoss", "EntropyLoss", "BifurcationLoss", "GaussianPrior",
-           "Objective", "griffiths2022_objective", "moments_objective", "default_objective", "with_weights"]
+           "TargetFCLoss", "GainPenalty", "Objective", "griffiths2022_objective", "moments_objective", "default_objective", "with_weights"]

@@ -31,8 +31,11 @@ class LossInput:
 
 
 class LossTerm(nn.Module):
-    """Base class: ``forward(x: LossInput) -> [B]``. ``needs_states``: needs E, I every step."""
+    """Base class: ``forward(x: LossInput) -> [B]``. ``needs_states``: needs E, I every step;
+    ``compares_data``: compares the simulation with the empirical window ``x.emp`` (a stage that
+    fits a static target instead leaves such terms out: :class:`nmmfit.params.schemes.Stage`)."""
     needs_states = False
+    compares_data = False
 
     def forward(self, x: LossInput) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -31,6 +31,7 @@ class _MomentLoss(LossTerm):
     :func:`_block_variance` (so that terms of different units weigh alike: ~1 + T/T_sim at the
     data-generating parameters). For full-session fits; the simulated run may be longer than the
     empirical one (statistics are compared, not time points)."""
+    compares_data = True
 
     def __init__(self, normalize: str | None = None, blocks: int = 4):
         super().__init__()

@@ -38,6 +38,7 @@ def _positive(p: torch.Tensor) -> torch.Tensor:
 class FCCorrelationLoss(LossTerm):
     """``-log(0.5 + 0.5 r)``, r = Pearson correlation of the lower triangles (k=-1) of the
     simulated and empirical FC, both computed over the samples given (the window)."""
+    compares_data = True
 
     def forward(self, x):
         r = pearson(lower_tri(fc_matrix(x.sim)), lower_tri(fc_matrix(x.emp)))
@@ -46,6 +47,7 @@ class FCCorrelationLoss(LossTerm):
 
 class FCRMSELoss(LossTerm):
     """Root mean square difference of the FC lower triangles."""
+    compares_data = True
 
     def forward(self, x):
         d = lower_tri(fc_matrix(x.sim)) - lower_tri(fc_matrix(x.emp))
@@ -54,6 +56,7 @@ class FCRMSELoss(LossTerm):
 
 class BoldMSELoss(LossTerm):
     """Mean squared difference of the BOLD time series."""
+    compares_data = True
 
     def forward(self, x):
         return ((x.sim - x.emp) ** 2).mean(dim=(-2, -1))

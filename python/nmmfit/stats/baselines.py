@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .fc import lower_tri, pearson
+from .fc import fc_matrix, lower_tri, pearson
 
 
 def tri_r(a, b) -> np.ndarray:
@@ -40,4 +40,26 @@ def subject_specific_r(model_fc, target_fc, group_fc) -> np.ndarray:
     return np.atleast_1d(tri_r(np.asarray(model_fc) - g, np.asarray(target_fc) - g))
 
 
-__all__ = ["tri_r", "fc_baselines", "subject_specific_r"]
+def shrinkage_fc(fc, group_fc, a) -> np.ndarray:
+    """``a * group_fc + (1 - a) * fc``: a subject's FC shrunk toward the group's. ``fc # [B, N, N]``,
+    ``group_fc # [N, N] | [B, N, N]``, ``a`` a float or ``[B]``."""
+    a = np.asarray(a, dtype=np.float64)[..., None, None]
+    return a * np.asarray(group_fc, dtype=np.float64) + (1 - a) * np.asarray(fc, dtype=np.float64)
+
+
+def shrinkage_weight(bold, group_fc, grid: int = 21) -> np.ndarray:
+    """The shrinkage weight ``a`` (of :func:`shrinkage_fc`) that best predicts new data of the
+    subject, chosen on ``bold # [B, T, N]`` alone: the FC of its first half shrunk by each ``a`` on
+    a grid of ``grid`` points in [0, 1] is scored against the FC of its second half; ``[B]``. Held-out
+    data never enters: the choice uses the fitted data only."""
+    bold = torch.as_tensor(np.asarray(bold, dtype=np.float64))
+    h = bold.shape[-2] // 2
+    if h < 3:
+        raise ValueError(f"bold: expected at least 6 frames to choose a shrinkage weight, got {bold.shape[-2]}")
+    first, second = (fc_matrix(b).numpy() for b in (bold[..., :h, :], bold[..., h:, :]))
+    a = np.linspace(0.0, 1.0, grid)
+    r = np.stack([tri_r(shrinkage_fc(first, group_fc, x), second) for x in a])     # [grid, B]
+    return a[np.argmax(r, axis=0)]
+
+
+__all__ = ["tri_r", "fc_baselines", "subject_specific_r", "shrinkage_fc", "shrinkage_weight"]
