@@ -10,7 +10,7 @@ from nmmfit.fit.stages import stage_objective
 from nmmfit.losses import GainPenalty, LossInput, TargetFCLoss
 from nmmfit.params.schemes import GROUP_SHRINKAGE_SCHEME, Stage
 from nmmfit.sc import EXP_GAINS, TANH_GAINS, coupling_from_gains, gains_from_fc
-from nmmfit.stats.baselines import shrinkage_weight, tri_r
+from nmmfit.stats.baselines import shrinkage_weight
 from nmmfit.stats.fc import fc_matrix
 from nmmfit.experiments.protocol import subject_scheme
 

@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 import torch
 
 from ..losses import FCCorrelationLoss, FCRMSELoss, Objective, griffiths2022_objective
-from ..presets import DECO2014, GRIFFITHS2022, PARAM_NAMES, Preset, get_preset
+from ..presets import DECO2014, GRIFFITHS2022, PARAM_NAMES, Preset
 from ..sc import EXP_GAINS, TANH_GAINS
 from .._validate import check_choice, check_float, check_int
 from .transforms import Identity, OffsetRelu
