@@ -37,32 +37,34 @@ import torch
 
 import nmmfit
 from nmmfit import datasets
+from nmmfit.losses import GainPenalty, TargetFCLoss
+from nmmfit.params.schemes import GRIFFITHS2022_SCHEME
+from nmmfit.sc import EXP_GAINS, TANH_GAINS, gains_from_fc
+from nmmfit.stats.baselines import shrinkage_fc, shrinkage_weight, tri_r
+from nmmfit.stats.fc import fc_matrix, lower_tri, pearson
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSONL = HERE / "heldout_results.jsonl"
 
 
-# ----------------------------------------------------------------------------- FC helpers
+# ----------------------------------------------------------------------------- FC helpers (the package's)
 def lt(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m)
-    i, j = np.tril_indices(m.shape[-1], k=-1)
-    return m[..., i, j]
+    return lower_tri(torch.as_tensor(np.asarray(m, dtype=np.float64))).numpy()
 
 
 def corr(a, b) -> float:
-    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+    return float(pearson(torch.as_tensor(np.ravel(a), dtype=torch.float64),
+                         torch.as_tensor(np.ravel(b), dtype=torch.float64)))
 
 
 def fc_r(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of the lower triangles (k=-1) of two FC matrices."""
-    return corr(lt(a), lt(b))
+    return float(tri_r(a, b))
 
 
 def fc_of(bold: np.ndarray) -> np.ndarray:
     """FC (Pearson) of a [T, N] run."""
-    return np.corrcoef(np.asarray(bold, float).T)
+    return fc_matrix(torch.as_tensor(np.asarray(bold, dtype=np.float64))).numpy()
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -119,16 +121,13 @@ SUBJECTS = {"hcp_schaefer100": [0, 1], "hcp_aal2": list(range(7))}
 
 # ----------------------------------------------------------------------------- baselines and scores
 def shrink_fc(task: Task, a: float) -> np.ndarray:
-    return a * task.group_fc + (1 - a) * fc_of(task.train)
+    return shrinkage_fc(fc_of(task.train)[None], task.group_fc, a)[0]
 
 
-def choose_shrinkage(task: Task, grid=np.linspace(0, 1, 21)) -> float:
+def choose_shrinkage(task: Task) -> float:
     """The data-only shrinkage weight a (FC_target = a*group + (1-a)*FC_train) maximising the
-    inner-split r (selection never sees the held-out data)."""
-    it = inner_task(task)
-    fh = fc_of(it.heldout)
-    rs = [fc_r(shrink_fc(it, a), fh) for a in grid]
-    return float(grid[int(np.argmax(rs))])
+    inner-split r (selection never sees the held-out data): the package's shrinkage_weight."""
+    return float(shrinkage_weight(task.train[None], task.group_fc)[0])
 
 
 def baselines(task: Task, sc_preprocess: str = "log1p_fro") -> dict:
@@ -149,54 +148,7 @@ def score_fc(model_fc: np.ndarray, task: Task) -> dict:
                 subj_part=corr(lt(model_fc - g), lt(fh - g)))
 
 
-# ----------------------------------------------------------------------------- loss terms (public API only)
-def _tri_idx(N):
-    i, j = np.tril_indices(N, k=-1)
-    return torch.as_tensor(i), torch.as_tensor(j)
-
-
-def _pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
-    return (a * b).sum(-1) / torch.sqrt((a * a).sum(-1) * (b * b).sum(-1) + 1e-30)
-
-
-class TargetFCLoss(nmmfit.LossTerm):
-    """``-log(0.5 + 0.5 r)`` with r = corr(lower tri of the simulated FC, lower tri of a fixed
-    target FC [N, N] or [B, N, N]) -- the paper's FC term against a static target (e.g. the group
-    FC, the whole-session FC, or a shrinkage of both) instead of the empirical window's FC."""
-
-    def __init__(self, target):
-        super().__init__()
-        t = torch.as_tensor(np.asarray(target), dtype=torch.float32)
-        i, j = _tri_idx(t.shape[-1])
-        self.register_buffer("target", t[..., i, j].contiguous())
-
-    def forward(self, x):
-        i, j = _tri_idx(x.sim.shape[-1])
-        s = nmmfit.fc_matrix(x.sim)[..., i, j]
-        tgt = self.target.to(s.dtype)
-        r = _pearson_rows(s, tgt.expand_as(s))
-        return -torch.log(0.5 + 0.5 * r)
-
-
-class GainPenalty(nmmfit.LossTerm):
-    """``mean over SC edges of (gains - ref)^2`` per model: a Gaussian prior on the raw gains,
-    centred on 0 (W -> SC) or on group-fitted gains ``ref`` [N, N] / [B, N, N]."""
-
-    def __init__(self, sc, ref=None):
-        super().__init__()
-        mask = torch.as_tensor(np.asarray(sc) > 0, dtype=torch.float32)
-        mask.fill_diagonal_(0) if mask.dim() == 2 else None
-        self.register_buffer("mask", mask)
-        self.register_buffer("ref", torch.zeros(()) if ref is None else torch.as_tensor(np.asarray(ref), dtype=torch.float32))
-
-    def forward(self, x):
-        g = x.model.gains
-        d = (g - self.ref.to(g.dtype)) * self.mask.to(g.dtype)
-        return (d * d).sum(dim=(-2, -1)) / self.mask.sum()
-
-
+# ----------------------------------------------------------------------------- loss terms (the package's)
 def paper_terms(model, fc_weight=1.0) -> dict:
     """The paper's objective terms (griffiths2022_objective) as a name -> (term, weight) dict."""
     obj = nmmfit.griffiths2022_objective(model)
@@ -206,24 +158,19 @@ def paper_terms(model, fc_weight=1.0) -> dict:
 
 
 # ----------------------------------------------------------------------------- model variants
-class ExpGainRWW(nmmfit.RWW):
-    """(d/e) Multiplicative log-gains on the SC support: ``Wg = exp(w) * SC`` (instead of the
-    paper's ``(1 + tanh w) * SC``, which bounds every edge to [0, 2] SC), symmetrised and
-    Frobenius-normalised as in the paper. Zeros of SC stay zero; w = 0 is W = SC. A penalty on w is
-    a log-normal prior on the edge weights relative to SC (or to the group coupling)."""
-
-    def coupling(self):
-        wg = torch.exp(self.gains.clamp(-8.0, 8.0)) * self.sc
-        ws = 0.5 * (wg + wg.transpose(-1, -2))
-        return ws * (torch.linalg.matrix_norm(self.sc, keepdim=True) / torch.linalg.matrix_norm(ws, keepdim=True))
+EXP_SCHEME = GRIFFITHS2022_SCHEME.replace(name="griffiths2022_exp_gains", gain_form=EXP_GAINS)
+"""(d/e) Multiplicative log-gains on the SC support, ``exp(w) * SC`` (instead of the paper's
+``(1 + tanh w) * SC``, which bounds every edge to [0, 2] SC), symmetrised and Frobenius-normalised as in
+the paper (nmmfit.sc.ExpGains; the group_shrinkage scheme's form)."""
 
 
 # ----------------------------------------------------------------------------- fitting and evaluation
-def make_model(task: Task, R: int, seed: int, *, cls=nmmfit.RWW, init=None, gains=None, sc_preprocess=None, **kw):
+def make_model(task: Task, R: int, seed: int, *, scheme=GRIFFITHS2022_SCHEME, init=None, gains=None,
+               sc_preprocess=None, **kw):
     init0 = nmmfit.paper_init(R, seed=seed)
     if init:
         init0.update({k: torch.as_tensor(v, dtype=torch.float64).expand(R).clone() for k, v in init.items()})
-    m = cls(task.sc, preset="griffiths2022", batch=R, init=init0, seed=seed, sc_preprocess=sc_preprocess,
+    m = nmmfit.RWW(task.sc, scheme=scheme, batch=R, init=init0, seed=seed, sc_preprocess=sc_preprocess,
             stream=torch.arange(R), rng_by_stream=True, **kw)
     if gains is not None:
         m.set_gains(torch.as_tensor(np.asarray(gains), dtype=torch.float32))
@@ -291,28 +238,17 @@ FIT_NM = ("g", "g_EE", "g_IE", "g_EI")
 LR_SCALE = {"g": 100.0, "prior_g": 100.0, "gains": 3.0}
 
 
-GAINS = "exp"            # "exp": ExpGainRWW; "tanh": the paper's gains (bench/heldout.py --gains tanh)
+GAINS = "exp"            # "exp": EXP_SCHEME (log-gains); "tanh": the paper's gains (bench/heldout.py --gains tanh)
 
 
-def fc_gain_init(task: Task, fc: np.ndarray, pre: str = PRE, kind: str | None = None) -> np.ndarray:
-    """Analytic warm start of the gains from a target FC: the edge factor (1 + tanh w) or exp(w)
-    proportional to relu(FC_ij) / SC_ij (median 1; clipped to the parameterisation's range), so
-    that W ~ SC-masked relu(FC) where the range allows (near-linear regime: FC ~ W)."""
-    kind = GAINS if kind is None else kind
-    scp = nmmfit.preprocess_sc(torch.as_tensor(task.sc), method=pre).numpy()
-    G = fc.copy()
-    np.fill_diagonal(G, 0)
-    if kind == "exp":
-        ratio = np.maximum(G, 0.01) / np.maximum(scp, 1e-12) * (scp > 0)
-        w = np.log(np.clip(ratio / np.median(ratio[scp > 0]), 1e-3, 1e3))
-    else:
-        ratio = np.maximum(G, 0) / np.maximum(scp, 1e-12) * (scp > 0)
-        w = np.arctanh(np.clip(ratio / np.median(ratio[scp > 0]) - 1, -0.995, 0.995))
-    w[scp == 0] = 0
-    return w
+def fc_gain_init(task: Task, fc: np.ndarray, pre: str = PRE) -> np.ndarray:
+    """Analytic warm start of the gains from a target FC (nmmfit.sc.gains_from_fc)."""
+    scp = nmmfit.preprocess_sc(torch.as_tensor(task.sc), method=pre)
+    form = EXP_GAINS if GAINS == "exp" else TANH_GAINS
+    return gains_from_fc(scp, torch.as_tensor(fc), form).numpy()
 
 
-def _terms(model, *, fc_weight, target=None, lam=0.0, ref=None, sc=None, prev=None) -> nmmfit.Objective:
+def _terms(model, *, fc_weight, target=None, lam=0.0, ref=None, prev=None) -> nmmfit.Objective:
     terms = paper_terms(model, fc_weight)
     if prev is not None:         # keep the learned hyper-parameters (bifurcation coefficients, prior means)
         for n in ("bifurcation", "prior_g", "prior_g_EE"):
@@ -320,7 +256,7 @@ def _terms(model, *, fc_weight, target=None, lam=0.0, ref=None, sc=None, prev=No
     if target is not None:
         terms["target_fc"] = (TargetFCLoss(target), 1.0)
     if lam:
-        terms["gain_prior"] = (GainPenalty(sc, ref), float(lam))
+        terms["gain_prior"] = (GainPenalty(ref), float(lam))
     return nmmfit.Objective(terms)
 
 
@@ -341,7 +277,7 @@ def run_stage(task: Task, st: Stage, *, R: int, seed: int, start=None, group_gai
         model = copy.deepcopy(start[0])
         prev = start[1]
     elif st.regime:
-        model = make_model(task, R, seed, cls=ExpGainRWW if GAINS == "exp" else nmmfit.RWW, fit=FIT_NM,
+        model = make_model(task, R, seed, scheme=EXP_SCHEME if GAINS == "exp" else GRIFFITHS2022_SCHEME, fit=FIT_NM,
                            init=REGIME, sc_preprocess=PRE,
                            gains=np.broadcast_to(fc_gain_init(task, task.group_fc), (R, task.N, task.N)).copy())
         prev = None
@@ -353,7 +289,7 @@ def run_stage(task: Task, st: Stage, *, R: int, seed: int, start=None, group_gai
               "shrink": None if shrink_a is None else shrink_fc(task, shrink_a)}[st.target]
     ref = None if st.ref == "zero" else group_gains
     obj = _terms(model, fc_weight=1.0 if st.target == "window" else 0.0, target=target, lam=st.lam, ref=ref,
-                 sc=task.sc, prev=prev)
+                 prev=prev)
     lr_scale = LR_SCALE if st.lr_scale is None and st.regime else st.lr_scale
     est, res, sec = fit_models(task, model, obj, epochs=st.epochs, lr_scale=lr_scale, seed=seed)
     sel = fc_train if target is None else target
@@ -380,7 +316,7 @@ def choose_g(est, b: int, task: Task, grid, *, seed: int, n_windows: int = 120):
     names = tuple(nmmfit.PARAM_NAMES) + ("sigma_out",)
     vals = {k: est.value(k).detach()[b].double().expand(n).clone() for k in names}
     vals["g"] = torch.as_tensor(grid, dtype=torch.float64)
-    probe = type(est)(task.sc, preset="griffiths2022", batch=n, init=vals, seed=est.seed, sc_preprocess=PRE,
+    probe = nmmfit.RWW(task.sc, scheme=est.scheme, batch=n, init=vals, seed=est.seed, sc_preprocess=PRE,
                       stream=torch.arange(n), rng_by_stream=True)
     probe.set_gains(est.gains.detach()[b].expand(n, -1, -1))
     rs = [fc_r(f, task.group_fc) for f in simulate_fc(probe, seed + 99, n_windows)]
