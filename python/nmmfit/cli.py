@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
 
     p = sub.add_parser("fit", help="fit a dataset subject or your own files")
-    _common(p, epochs=None, epochs_help="epochs of the last stage (default: the scheme's; 20 for griffiths2022)")
+    _common(p, epochs=None, epochs_help="epochs of the last stage (default: the scheme's; 20 for griffiths2022)",
+            test_windows=120, test_help="test run length in windows, or 'data' (default 120: the model's FC from "
+                                        "2400 frames, whatever the data's length)")
     p.add_argument("--dataset", default=None, help="bundled dataset name (e.g. hcp_aal2, hcp_schaefer100)")
     p.add_argument("--subject", default="0")
     p.add_argument("--subjects", default=None, metavar="LIST",
