@@ -74,11 +74,16 @@ class History:
 
 
 def _to_tensors(records: dict) -> dict:
-    return {k: [torch.from_numpy(np.array(x)) if isinstance(x, np.ndarray) else x for x in v] for k, v in records.items()}
+    """One stacked tensor per record (``[U, ...]``): a checkpoint pickles a few tensors, not one
+    per update and record (thousands by the last epoch of a windowed fit)."""
+    return {k: torch.from_numpy(np.stack(v)) if v else [] for k, v in records.items()}
 
 
 def _to_numpy(records: dict) -> dict:
-    return {k: [x.numpy() if isinstance(x, torch.Tensor) else x for x in v] for k, v in records.items()}
+    """Back to one entry per update; also reads checkpoints written before records were stacked
+    (a list of tensors or numbers per record)."""
+    return {k: list(v.numpy()) if isinstance(v, torch.Tensor) else
+            [x.numpy() if isinstance(x, torch.Tensor) else x for x in v] for k, v in records.items()}
 
 
 __all__ = ["History"]

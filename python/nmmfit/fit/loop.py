@@ -13,6 +13,7 @@ import torch
 from ..losses import LossInput
 from ..model import ModelOutput
 from ..stats.fc import fc_r
+from .adam import Adam
 from .guards import check_finite, grads_finite, params_finite
 from .history import History
 
@@ -61,7 +62,7 @@ class Problem:
     objective: object
     data: torch.Tensor
     cfg: object
-    adam: torch.optim.Optimizer
+    adam: Adam
     lbfgs: object
     out_dir: object = None
 

@@ -1,9 +1,12 @@
 """Optimizers of a fit: Adam parameter groups with per-name learning rates, a cosine decay, and a
-scaled L-BFGS for deterministic objectives."""
+scaled L-BFGS for deterministic objectives. Adam is :class:`.adam.Adam` (torch's arithmetic, without
+torch.optim's import of the compiler stack); L-BFGS is torch's. Imports: torch, .adam."""
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .adam import Adam
 
 
 def _param_groups(model, objective, lr: float, lr_scale: dict) -> list:
@@ -56,8 +59,7 @@ class _ScaledLBFGS:
 def make_optimizer(model, objective, cfg):
     """``(adam, lbfgs or None)``: Adam always holds the parameter groups (names and learning
     rates); with ``cfg.optimizer == "lbfgs"`` the L-BFGS proxy does the steps."""
-    adam = torch.optim.Adam(_param_groups(model, objective, cfg.lr, dict(cfg.lr_scale)), lr=cfg.lr, eps=cfg.eps,
-                            betas=cfg.betas)
+    adam = Adam(_param_groups(model, objective, cfg.lr, dict(cfg.lr_scale)), lr=cfg.lr, eps=cfg.eps, betas=cfg.betas)
     lbfgs = None
     if cfg.optimizer == "lbfgs":
         lbfgs = _ScaledLBFGS([dict(params=g["params"], scale=g["lr"] / cfg.lr) for g in adam.param_groups], lr=cfg.lr)

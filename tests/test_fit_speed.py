@@ -1,0 +1,118 @@
+"""The fit loop's fast paths give the results of the slow ones: nmmfit's Adam is torch.optim.Adam
+bit for bit (and reads and writes its state format); stacked history records round-trip."""
+import numpy as np
+import pytest
+import torch
+
+from nmmfit.fit.adam import Adam
+from nmmfit.fit.history import History
+
+
+def _groups(dtype):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, generator=g, dtype=dtype).requires_grad_()
+    b = torch.randn(2, 4, 4, generator=g, dtype=dtype).requires_grad_()
+    c = torch.randn(5, generator=g, dtype=dtype).requires_grad_()
+    return [dict(params=[a], lr=0.01, name="a"), dict(params=[b, c], lr=0.3, name="b")]
+
+
+def _train(opt, groups, steps, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    params = [p for grp in groups for p in grp["params"]]
+    for k in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = sum(((p - torch.randn(p.shape, generator=g, dtype=p.dtype)) ** 2).sum() * (k + 1) for p in params)
+        loss.backward()
+        if k == 2:      # a parameter without a gradient at one step is skipped, as torch does
+            params[0].grad = None
+        opt.step()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_matches_torch_bitwise(dtype):
+    ours, theirs = _groups(dtype), _groups(dtype)
+    kw = dict(lr=0.01, eps=1e-7, betas=(0.9, 0.999))
+    got = _train(Adam(ours, **kw), ours, 12)
+    want = _train(torch.optim.Adam(theirs, **kw), theirs, 12)
+    for x, y in zip(got, want):
+        assert torch.equal(x, y)
+    assert not torch.equal(got[0], _groups(dtype)[0]["params"][0].detach())  # the parameters moved
+
+
+def test_adam_state_dict_interchanges_with_torch():
+    kw = dict(lr=0.01, eps=1e-7, betas=(0.9, 0.999))
+    a, b = _groups(torch.float32), _groups(torch.float32)
+    ours, theirs = Adam(a, **kw), torch.optim.Adam(b, **kw)
+    _train(ours, a, 5)
+    _train(theirs, b, 5)
+    # continue each from the other's state: both must give what an uninterrupted torch run gives
+    c, d = _groups(torch.float32), _groups(torch.float32)
+    for src, dst in ((c, a), (d, b)):
+        for gs, gd in zip(src, dst):
+            for ps, pd in zip(gs["params"], gd["params"]):
+                ps.data.copy_(pd.detach())
+    ours_from_torch, torch_from_ours = Adam(c, **kw), torch.optim.Adam(d, **kw)
+    ours_from_torch.load_state_dict(theirs.state_dict())
+    torch_from_ours.load_state_dict(ours.state_dict())
+    x = _train(ours_from_torch, c, 4, seed=7)
+    y = _train(torch_from_ours, d, 4, seed=7)
+    z = _train(theirs, b, 4, seed=7)
+    for u, v, w in zip(x, y, z):
+        assert torch.equal(u, w) and torch.equal(v, w)
+
+
+def test_adam_refuses_other_groups():
+    a = _groups(torch.float32)
+    opt = Adam(a, lr=0.01)
+    state = opt.state_dict()
+    state["param_groups"] = state["param_groups"][:1]
+    with pytest.raises(ValueError, match="parameter groups"):
+        opt.load_state_dict(state)
+
+
+def test_history_state_dict_stacks_records_and_round_trips():
+    h = History(average_last=3)
+
+    class _M:
+        fitted, gains = ("g",), None
+
+        def value(self, name):
+            return torch.tensor([1.0, 2.0]) * len(h.updates["loss"])
+
+    class _O:
+        def hyperparameters(self):
+            return {}
+
+    for k in range(4):
+        h.record_update(0, k, np.array([k, -k], dtype=np.float32), {"fc": torch.tensor([0.5, k])}, _M(), _O())
+    h.record_epoch(np.array([1.0, 2.0]), np.array([0.3, 0.4]), 1.5)
+    state = h.state_dict()
+    assert isinstance(state["updates"]["loss"], torch.Tensor) and state["updates"]["loss"].shape == (4, 2)
+    back = History(average_last=3)
+    back.load_state_dict(state)
+    want, got = h.arrays(2), back.arrays(2)
+    assert want.keys() == got.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+        assert got[k].dtype == want[k].dtype
+
+
+def test_history_reads_unstacked_checkpoints():
+    """Checkpoints written before the records were stacked hold one tensor per update."""
+    state = dict(updates={"loss": [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])], "epoch": [0, 0],
+                          "window": [0, 1]},
+                 epochs={"epoch_loss": [torch.tensor([2.0, 3.0])], "epoch_train_r": [torch.tensor([0.1, 0.2])],
+                         "epoch_time": [1.0]}, gains=[])
+    h = History(average_last=2)
+    h.load_state_dict(state)
+    np.testing.assert_array_equal(h.arrays(2)["loss"], [[1.0, 2.0], [3.0, 4.0]])
+    assert h.n_updates == 2
+
+
+def test_adam_refuses_a_torch_state_with_other_settings():
+    a, b = _groups(torch.float32), _groups(torch.float32)
+    theirs = torch.optim.Adam(b, lr=0.01, weight_decay=0.1)
+    _train(theirs, b, 2)
+    with pytest.raises(ValueError, match="weight_decay"):
+        Adam(a, lr=0.01).load_state_dict(theirs.state_dict())
