@@ -116,3 +116,25 @@ def test_adam_refuses_a_torch_state_with_other_settings():
     _train(theirs, b, 2)
     with pytest.raises(ValueError, match="weight_decay"):
         Adam(a, lr=0.01).load_state_dict(theirs.state_dict())
+
+
+def test_a_fit_with_checkpoints_does_not_import_the_compiler_stack(tmp_path):
+    """torch.optim's optimizers import torch._dynamo on first use (seconds); a windowed fit with
+    checkpoints and a resume must not (a fresh interpreter, so no other test has imported it)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, nmmfit
+rng = np.random.default_rng(0)
+sc, bold = rng.uniform(0, 1, (5, 5)), rng.normal(size=(40, 5))
+def run(**kw):
+    model = nmmfit.RWW(sc, batch=2, seed=0)
+    return nmmfit.fit(model, bold, window=10, test_windows=1, burn_in_windows=1, out_dir={str(tmp_path)!r}, **kw)
+run(epochs=1)
+run(epochs=2, resume=True)
+assert "torch._dynamo" not in sys.modules, "torch._dynamo was imported"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
