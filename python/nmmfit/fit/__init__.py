@@ -29,9 +29,9 @@ directory holding a previous run's results is never overwritten unless ``overwri
 
 :func:`fit_stages` runs a scheme's stages in order (e.g. a group stage, then the subject's).
 
-Modules: config (FitConfig), data (prepare_bold), optim, history, checkpoint, guards, loop (Run,
-update, train, Callback), callbacks, evaluate (simulate_test), result (FitResult), stages
-(fit_stages). Imports: model,
+Modules: config (FitConfig), data (prepare_bold), adam (torch's Adam without torch.optim's compiler
+import), optim, history, checkpoint, guards, loop (Run, update, train, Callback), callbacks, evaluate
+(simulate_test), result (FitResult), stages (fit_stages). Imports: model,
 losses, stats, rng; nothing here imports experiments or the CLI.
 """
 from __future__ import annotations
