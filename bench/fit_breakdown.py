@@ -34,8 +34,8 @@ COLUMNS = ("kernel fwd", "kernel bwd", "losses", "optimizer", "rest")
 
 
 class Timers:
-    """Accumulated seconds per part; ``wrap`` returns fn timed into ``part`` (nested calls of an
-    already-timed part are not counted twice)."""
+    """Accumulated seconds per part; ``wrap`` returns fn timed into ``part`` (the wrapped calls
+    never nest: the objective, the backward and the optimizer's methods are called one at a time)."""
 
     def __init__(self):
         self.seconds = defaultdict(float)
