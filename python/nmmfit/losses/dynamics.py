@@ -64,8 +64,9 @@ def mean_rate_E(model, E: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
     from ..params.fic import excitatory_current
     from ..reference import CONSTANTS, rate_ref
 
-    v = {k: t if t.dim() == 2 else t[:, None].expand(-1, model.N) for k, t in model.values().items()}
-    J_E = excitatory_current(E, I, v["g"], v["g_EE"], v["g_IE"], v["I_0"], model.coupling(), model.preset.coupling)
+    v = {k: (t if t.dim() == 2 else t[:, None].expand(-1, model.N)).to(E.dtype) for k, t in model.values().items()}
+    J_E = excitatory_current(E, I, v["g"], v["g_EE"], v["g_IE"], v["I_0"], model.coupling().to(E.dtype),
+                             model.preset.coupling)
     return rate_ref(J_E, CONSTANTS["a_E"], CONSTANTS["b_E"], CONSTANTS["d_E"], model.preset.rate).mean(-2)
 
 
@@ -124,13 +125,15 @@ class RegionalPrior(LossTerm):
 
 
 def deco2014_objective(model, weights: Mapping | None = None, *, window_s: float = 30.0,
-                       step_s: float = 5.0) -> Objective:
-    """FC correlation (``-log(0.5 + 0.5 r)``, weight 1) + FCD (W1, weight 1) + FC mean
-    (``|mean difference|``, weight 1): cuBNM's cost with its KS replaced by a smooth surrogate and its
-    fc_diff added. ``weights`` overrides by name (``fc``, ``fcd``, ``fc_mean``); add
-    :class:`FiringRateLoss` for short runs."""
+                       step_s: float = 5.0, prior: str = "global") -> Objective:
+    """FC correlation (``-log(0.5 + 0.5 r)``, weight 1) + FCD (W1, weight 1) + FC mean (``|mean
+    difference|``, weight 1): cuBNM's cost with its KS replaced by a smooth surrogate and its fc_diff
+    added. Off by default (weight 0), on by ``weights``: ``rate`` (:class:`FiringRateLoss`, records
+    every step: short runs) and ``prior_<name>`` (:class:`RegionalPrior` of kind ``prior``) for each
+    of ``model.regional``. ``weights`` overrides by name; unknown names are an error."""
     terms = {"fc": (FCCorrelationLoss(), 1.0), "fcd": (FCDLoss(window_s, step_s), 1.0),
-             "fc_mean": (FCMeanLoss(), 1.0)}
+             "fc_mean": (FCMeanLoss(), 1.0), "rate": (FiringRateLoss(), 0.0),
+             **{f"prior_{n}": (RegionalPrior(n, prior), 0.0) for n in getattr(model, "regional", ())}}
     return Objective(with_weights(terms, weights))
 
 
