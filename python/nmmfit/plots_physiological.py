@@ -72,8 +72,9 @@ def plot_rates(rate, path, *, labels=None, title=""):
     return _save(fig, path, title)
 
 
-def plot_physiological(res, out_dir, subj, bold, held, b: int) -> list:
-    """The standard figures and the three above for model ``b`` of ``res``; returns their paths."""
+def plot_physiological(res, out_dir, tr: float, bold, held, b: int, maps: dict) -> list:
+    """The standard figures and the three above for model ``b`` of ``res`` (``bold``, ``held``: the
+    fitted and held-out BOLD ``[T, N]``; ``maps``: name -> ``[N]`` map used); returns their paths."""
     out = Path(out_dir)
     paths = plot_result(res, out, b=b, emp_bold=np.asarray(bold) / np.max(bold))
     runs = {"empirical (fitted)": bold}
@@ -81,8 +82,8 @@ def plot_physiological(res, out_dir, subj, bold, held, b: int) -> list:
         runs["empirical (held out)"] = held
     if res.test_bold is not None:
         runs["simulated (fresh run)"] = res.test_bold[b]
-    paths.append(plot_fcd(runs, subj.tr, out / "fcd.png", title=f"model {b}"))
-    m = plot_maps(res.fitted, res.extra.get("heterogeneity", {}), subj.maps, out / "maps.png", b=b)
+    paths.append(plot_fcd(runs, tr, out / "fcd.png", title=f"model {b}"))
+    m = plot_maps(res.fitted, res.extra.get("heterogeneity", {}), maps, out / "maps.png", b=b)
     paths += [m] if m is not None else []
     paths.append(plot_rates(res.extra["rate_E"][b], out / "rates.png", labels=res.extra.get("labels")))
     return paths

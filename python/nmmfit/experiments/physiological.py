@@ -196,7 +196,8 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     figs = []
     if figures_enabled(figures):
         from ..plots_physiological import plot_physiological
-        figs = [str(p) for p in plot_physiological(res, out, subj, bold, held, best)]
+        used = {n: row for m in het.values() if m.kind == "maps" for n, row in zip(m.names, m.maps)}
+        figs = [str(p) for p in plot_physiological(res, out, subj.tr, bold, held, best, used)]
     report = PhysiologicalFitReport(
         dataset=subj.name, subject=str(subj.subject), scheme=sch.name,
         fic="none" if sch.derived is None else sch.derived.label, dt=float(model.preset.dt),
