@@ -65,16 +65,18 @@ def heterogeneity_for(subj, params: Sequence[str], *, maps: Sequence[str] = (), 
     or its node ``groups`` by name (or a labels file); {} when neither is given."""
     if maps and groups:
         raise ValueError("maps, groups: give brain maps or node groups, not both")
-    if not params or not (maps or groups):
-        if params and not (maps or groups):
-            raise ValueError(f"heterogeneity of {list(params)}: give maps (--maps) or node groups (--groups)")
+    if not (maps or groups):
         return {}
+    if not params:
+        raise ValueError("heterogeneity: maps or node groups are given but no parameter to apply them to (--het)")
     N = subj.sc.shape[-1]
     if maps:
         scaling = MapScaling.from_maps(_named_or_file("maps", maps, subj.maps, N), N)
     else:
         labels = _named_or_file("node_groups", [groups], subj.node_groups, N)
-        (name, lab), = list(labels.items())[:1]
+        if len(labels) != 1:
+            raise ValueError(f"groups: {groups!r} holds {len(labels)} partitions; expected one label per region")
+        (name, lab), = labels.items()
         scaling = MapScaling.from_groups(lab, N, name)
     return {p: scaling for p in params}
 
@@ -175,7 +177,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
         raise ValueError(f"{subj.name}: has no BOLD to fit (only an SC)")
     bold, held, protocol = split_data(subj, dataset, subject, heldout, frames)
     sch = physiological_scheme(scheme, fic, dt)
-    het = heterogeneity_for(subj, het_params if (maps or groups) else (), maps=maps, groups=groups)
+    het = heterogeneity_for(subj, het_params, maps=maps, groups=groups)
     model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=restarts, init=_starts(restarts, seed, init or {}),
                 regional=regional, heterogeneity=het, seed=seed, dtype=dtype, backend=backend)
     _check_fic_at_start(model)
@@ -186,7 +188,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                   progress=progress, save_result=False)
     rate = _rates(model, len(bold), seed)
     ok = model.derived_report().get("fic_ok")
-    cost = _costs(res, bold / np.max(bold), None if held is None else held / np.max(held), subj.tr)
+    cost = _costs(res, bold, held, subj.tr)          # FC and FCD are scale-free: the data as given
     best = int(np.argmin(cost["train (in-sample)"]["cost"]))
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, protocol=protocol, cubnm_cost=cost,
                      rate_E=rate.numpy(), heterogeneity=model.heterogeneity_report(),
