@@ -130,13 +130,14 @@ def _starts(restarts: int, seed: int, init: Mapping) -> dict:
 
 
 def _check_fic_at_start(model) -> None:
-    """A fit cannot start where FIC has no stable g_IE (during a fit it is reported, not raised)."""
+    """A fit cannot start where analytic FIC has no stable g_IE (a rule that says so; during a fit,
+    and for the iterative rule, instability is reported, not raised)."""
+    rule = model.scheme.derived
     ok = model.derived_report().get("fic_ok")
-    if ok is not None and not bool(ok.all()):
+    if ok is not None and rule.refuse_unstable_start and not bool(ok.all()):
         bad = (~ok).nonzero().tolist()
-        raise ValueError(f"init: FIC has no stable g_IE (no root or g_IE < 0) at (model, node) {bad[:10]}"
-                         f"{' ...' if len(bad) > 10 else ''} for the initial values; those nodes get too little "
-                         f"excitation to reach the target even without inhibition (raise g, g_EE or I_0 with --init)")
+        raise ValueError(f"init: FIC has no stable g_IE at (model, node) {bad[:10]}{' ...' if len(bad) > 10 else ''} "
+                         f"for the initial values ({rule.unstable_meaning}); raise g, g_EE or I_0 with --init")
 
 
 @torch.no_grad()
@@ -147,13 +148,14 @@ def _rates(model, n_frames: int, seed: int) -> torch.Tensor:
     return mean_rate_E(model, out.E.double(), out.I.double())
 
 
-def _costs(res, bold, held, tr: float) -> dict:
-    """cuBNM's cost parts per split: train (last epoch), test (fresh run vs fitted data), heldout."""
+def _costs(res, bold, held, tr: float, rate: torch.Tensor) -> dict:
+    """cuBNM's cost parts per split: train (last epoch), test (fresh run vs fitted data), heldout; its
+    FIC penalty from ``rate # [B, N]``, the mean r_E of a fresh run at the fitted values."""
     emp = torch.as_tensor(np.asarray(bold), dtype=torch.float64)
     splits = {"train (in-sample)": (res.train_bold, emp), "test (in-sample)": (res.test_bold, emp)}
     if held is not None:
         splits["held-out"] = (res.test_bold, torch.as_tensor(np.asarray(held), dtype=torch.float64))
-    return {k: {n: v.tolist() for n, v in cubnm_cost(torch.as_tensor(sim), e, tr).items()}
+    return {k: {n: v.tolist() for n, v in cubnm_cost(torch.as_tensor(sim), e, tr, rate=rate).items()}
             for k, (sim, e) in splits.items() if sim is not None}
 
 
@@ -188,7 +190,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                   progress=progress, save_result=False)
     rate = _rates(model, len(bold), seed)
     ok = model.derived_report().get("fic_ok")
-    cost = _costs(res, bold, held, subj.tr)          # FC and FCD are scale-free: the data as given
+    cost = _costs(res, bold, held, subj.tr, rate)          # FC and FCD are scale-free: the data as given
     best = int(np.argmin(cost["train (in-sample)"]["cost"]))
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, protocol=protocol, cubnm_cost=cost,
                      rate_E=rate.numpy(), heterogeneity=model.heterogeneity_report(),

@@ -268,6 +268,8 @@ class AnalyticFIC:
     target: FICTarget = CUBNM_TARGET
     names = ("g_IE",)
     label = "analytic"
+    unstable_meaning = "no root with g_IE >= 0: too little excitation to reach the target even without inhibition"
+    refuse_unstable_start = True     # the inputs cannot reach the target: a fit from them is an input error
 
     def __call__(self, values: dict, W: torch.Tensor, preset) -> tuple[dict, dict]:
         r = fic_analytic(values["g"], values["g_EE"], values["g_EI"], values["I_0"], W, preset=preset,
@@ -278,21 +280,26 @@ class AnalyticFIC:
 @dataclass(frozen=True)
 class IterativeFIC:
     """A scheme's ``derived`` rule: g_IE from :func:`fic_iterative` (Deco 2014; no gradient flows
-    through it, g_IE is a constant of each update). Re-run only when the parameters it depends on
-    change (the last result is kept). ``fic_ok # [B, N]``: the model's nodes all converged."""
+    through it, g_IE is a constant of each update), started from the analytic g_IE where that is
+    stable (as cuBNM does), else from 1. Re-run only when the parameters it depends on change (the
+    last result is kept). ``fic_ok # [B, N]``: the model's nodes all converged."""
     window_ms: tuple = (1000.0, 10000.0)
     max_trials: int = 150
     seed: int = 0
     names = ("g_IE",)
     label = "iterative"
+    unstable_meaning = "not within tolerance after max_trials simulations"
+    refuse_unstable_start = False    # noise can keep the rule from converging: reported, not refused
     _last: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, values: dict, W: torch.Tensor, preset) -> tuple[dict, dict]:
         args = [values[k].detach() for k in ("g", "g_EE", "g_EI", "I_0", "sigma")] + [W.detach()]
         key = tuple(a.cpu().double().numpy().tobytes() for a in args) + (repr(preset),)
         if self._last.get("key") != key:
-            r = fic_iterative(*args[:4], W.detach(), sigma=args[4], preset=preset, window_ms=self.window_ms,
-                              max_trials=self.max_trials, seed=self.seed)
+            start = fic_analytic(*args[:4], W.detach(), preset=preset)
+            g_IE0 = torch.where(start.ok, start.g_IE, torch.ones_like(start.g_IE))
+            r = fic_iterative(*args[:4], W.detach(), g_IE0=g_IE0, sigma=args[4], preset=preset,
+                              window_ms=self.window_ms, max_trials=self.max_trials, seed=self.seed)
             self._last.update(key=key, g_IE=r.g_IE, ok=r.converged[:, None].expand_as(r.g_IE))
         g_IE = self._last["g_IE"].to(dtype=W.dtype, device=W.device)
         return dict(values, g_IE=g_IE), dict(fic_ok=self._last["ok"])
