@@ -93,9 +93,8 @@ def _heterogeneity(spec, model) -> nn.ModuleDict:
         return nn.ModuleDict()
     if not isinstance(spec, Mapping):
         raise TypeError(f"heterogeneity: expected a dict of parameter name -> MapScaling, got {type(spec).__name__}")
-    derived = model.scheme.derived.names if model.scheme.derived is not None else ()
     for name in check_names("heterogeneity", list(spec), PARAM_NAMES, "parameter names"):
-        if name in model.regional or name in derived:
+        if name in model.regional or name in model.derived_names:
             why = "is in regional= (free per region)" if name in model.regional else "is derived (FIC)"
             raise ValueError(f"heterogeneity: {name!r} {why}; it cannot also be map- or group-based")
         n = getattr(spec[name], "N", None)
@@ -206,9 +205,8 @@ class RWW(nn.Module):
         self.output_noise = check_bool("output_noise", self.scheme.output_noise if output_noise is None
                                        else output_noise)
         self.rng_by_stream = check_bool("rng_by_stream", rng_by_stream)
-        derived = set(self.scheme.derived.names if self.scheme.derived is not None else ())
-        if derived & set(self.fitted):
-            raise ValueError(f"fit: {sorted(derived & set(self.fitted))} are derived by the scheme's "
+        if set(self.derived_names) & set(self.fitted):
+            raise ValueError(f"fit: {sorted(set(self.derived_names) & set(self.fitted))} are derived by the scheme's "
                              f"{type(self.scheme.derived).__name__} at every forward; they cannot be fitted")
         for name in MODEL_PARAM_NAMES:
             self._register_parameter(name, init.get(name, self.scheme.init[name]))
@@ -255,14 +253,18 @@ class RWW(nn.Module):
             raise KeyError(f"unknown parameter {name!r}; expected one of {MODEL_PARAM_NAMES}")
         return getattr(self, "raw_" + name)
 
+    @property
+    def derived_names(self) -> tuple:
+        """The parameters the scheme's derived rule recomputes at every forward (FIC: g_IE)."""
+        return () if self.scheme.derived is None else tuple(self.scheme.derived.names)
+
     def _own_value(self, name: str) -> torch.Tensor:
         v = self.transform(name, self.raw(name))
         return self.hetero[name](name, v) if name in self.hetero else v
 
     def value(self, name: str) -> torch.Tensor:
         """Natural-unit value of ``name`` (differentiable), ``[B]`` or ``[B, N]`` (derived: as the dynamics see it)."""
-        derived = self.scheme.derived
-        return self.values()[name] if derived is not None and name in derived.names else self._own_value(name)
+        return self.values()[name] if name in self.derived_names else self._own_value(name)
 
     def values(self) -> dict:
         """All natural-unit values, name -> ``[B]`` or ``[B, N]`` (differentiable), derived ones recomputed."""
@@ -288,9 +290,8 @@ class RWW(nn.Module):
     def set_values(self, values: Mapping):
         """Set parameters from natural-unit values (float, ``[B]`` or ``[B, N]``; a heterogeneous
         parameter's ``[B, N]`` values are written as ``p (1 + a . maps)`` by least squares)."""
-        derived = self.scheme.derived.names if self.scheme.derived is not None else ()
         for name, v in values.items():
-            if name in derived:
+            if name in self.derived_names:
                 raise ValueError(f"set_values: {name!r} is derived by the scheme at every forward; set the "
                                  f"parameters it is derived from")
             r = self.raw(name)
