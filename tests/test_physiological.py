@@ -81,3 +81,14 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, extra, messag
     assert main(_args(files, tmp_path / "bad", "--no-figures", *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_physiological_scheme_is_built_from_values():
+    from nmmfit.experiments.physiological import physiological_scheme
+    from nmmfit.params.fic import AnalyticFIC
+
+    s = physiological_scheme("deco2014", "analytic", 1.0)          # the plain scheme with FIC: g_IE leaves fit
+    assert isinstance(s.derived, AnalyticFIC) and "g_IE" not in s.fit and s.preset.dt == 1.0
+    assert physiological_scheme("deco2014_fic", "none").derived is None
+    with pytest.raises(ValueError, match="fic: expected one of"):
+        physiological_scheme("deco2014_fic", "numerical")

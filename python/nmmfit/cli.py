@@ -172,15 +172,13 @@ def _weights(text):
 
 
 def _add_physiological(p):
-    """``fit --scheme ...``: a physiological fit (experiments.physiological), full-session gradients."""
+    """A physiological fit (experiments.physiological: full-session gradients, FC + FCD, scored on the
+    held-out session): ``--scheme deco2014_fic`` (a scheme with a derived rule) or any of these options."""
     from .params.fic import FIC_RULES
-    from .params.schemes import SCHEMES
 
-    p.add_argument("--scheme", choices=sorted(SCHEMES), default=None,
-                   help="a physiological fit with this scheme (e.g. deco2014_fic: analytic FIC, FC + FCD objective), "
-                        "full-session gradients, scored on the held-out session; --lr 0.05 suits its log-scale "
-                        "parameters")
-    p.add_argument("--fic", choices=tuple(FIC_RULES), default=None, help="FIC rule (default: the scheme's)")
+    p.add_argument("--fic", choices=tuple(FIC_RULES), default=None,
+                   help="a physiological fit with this FIC rule (default: the scheme's; --scheme deco2014_fic "
+                        "has analytic FIC); --lr 0.05 suits its log-scale parameters")
     p.add_argument("--dt", type=float, default=1.0, help="neural time step in ms (default 1.0; bench/RESULTS.md "
                    "measures FC and FCD against 0.1 ms)")
     p.add_argument("--het", type=_names, default=("g_EE", "g_EI"),
@@ -195,17 +193,28 @@ def _add_physiological(p):
                    help="kind of the regional prior (--regional with --objective prior_<name>=W)")
 
 
+def _physiological(args) -> bool:
+    """Whether ``fit`` runs a physiological fit: its scheme derives parameters (FIC) or a
+    physiological option is given."""
+    from .params.schemes import get_scheme
+
+    derives = args.scheme is not None and get_scheme(args.scheme).derived is not None
+    return derives or args.fic is not None or bool(args.maps or args.groups) or args.objective is not None
+
+
 def _run_physiological(ex, args, common):
     if args.subjects is not None or args.resume:
-        print("nmmfit fit: error: --scheme fits one subject (no --subjects) from the start (no --resume)",
-              file=sys.stderr)
+        print("nmmfit fit: error: a physiological fit (FIC, --maps, --groups, --objective) fits one subject "
+              "(no --subjects) from the start (no --resume)", file=sys.stderr)
         return None
     maps = tuple(m.strip() for m in args.maps.split(",") if m.strip()) if args.maps else ()
     return ex.fit_physiological(
         args.out, dataset=None if args.sc else args.dataset or "hcp_schaefer100", subject=_subject(args.subject),
-        sc_path=args.sc, bold_path=args.bold, tr=args.tr, scheme=args.scheme, fic=args.fic, dt=args.dt,
+        sc_path=args.sc, bold_path=args.bold, tr=args.tr, scheme=args.scheme or "deco2014_fic", fic=args.fic,
+        dt=args.dt,
         het_params=args.het or (), maps=maps, groups=args.groups, regional=args.regional or (), prior=args.prior,
-        weights=args.objective, init=dict(args.init), restarts=args.restarts, epochs=args.epochs, lr=args.lr,
+        weights=args.objective, init=dict(args.init), restarts=args.restarts,
+        epochs=20 if args.epochs is None else args.epochs, lr=args.lr,
         frames=args.frames, heldout=args.heldout, seed=args.seed, dtype=common["dtype"], backend=args.backend,
         progress=common["progress"], figures=common["figures"], overwrite=args.overwrite)
 
@@ -329,7 +338,7 @@ def _run(ex, args):
 
 
 def _run_fit(ex, args, common):
-    if args.scheme is not None:
+    if _physiological(args):
         return _run_physiological(ex, args, common)
     if args.dataset is None and args.sc is None:
         print("nmmfit fit: error: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)

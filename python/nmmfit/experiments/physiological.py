@@ -37,11 +37,13 @@ __all__ = ["physiological_scheme", "heterogeneity_for", "fit_physiological", "Ph
 
 def physiological_scheme(scheme="deco2014_fic", fic: str | None = None, dt: float | None = None):
     """The scheme ``scheme`` with its FIC rule replaced by ``fic`` (a :data:`FIC_RULES` name; None keeps
-    the scheme's) and its neural step by ``dt`` (ms; None keeps the preset's)."""
+    the scheme's; the derived parameters leave the fitted ones) and its neural step by ``dt`` (ms;
+    None keeps the preset's)."""
     s = get_scheme(scheme)
     if fic is not None:
         rule = FIC_RULES[check_choice("fic", fic, tuple(FIC_RULES))]
-        s = s.replace(derived=None if rule is None else rule())
+        rule = None if rule is None else rule()
+        s = s.replace(derived=rule, fit=tuple(n for n in s.fit if rule is None or n not in rule.names))
     return s if dt is None else s.replace(preset=s.preset.with_dt(dt))
 
 
