@@ -3,6 +3,8 @@
     nmmfit demo --out DIR         fit one HCP subject as the paper did; train/test FC r, wall time, figures
     nmmfit recover --out DIR      the paper's synthetic experiment: recover known parameters from several starts
     nmmfit fit --out DIR ...      fit a dataset subject (--dataset/--subject) or your files (--sc/--bold)
+    nmmfit fit --scheme deco2014_fic --maps myelinmap,fcgradient01 --out DIR
+                                  a physiological fit: FIC, heterogeneity, FC + FCD, held-out session
     nmmfit simulate --out F.npz   simulate BOLD/FC from a parameter set (--param g=100 ...)
 
 A previous run's results in --out are kept: the command refuses unless --overwrite (or, for fit
@@ -154,6 +156,69 @@ def _add_simulate(sub):
     p.add_argument("--no-figures", action="store_true")
 
 
+def _weights(text):
+    """``NAME=W,...`` -> {name: W >= 0} (the names are checked by the objective)."""
+    out = {}
+    for item in (t for t in text.split(",") if t.strip()):
+        k, _, v = item.partition("=")
+        try:
+            w = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT, got {item!r}") from None
+        if not w >= 0:
+            raise argparse.ArgumentTypeError(f"{k.strip()}: expected a weight >= 0, got {w}")
+        out[k.strip()] = w
+    return out
+
+
+def _add_physiological(p):
+    """A physiological fit (experiments.physiological: full-session gradients, FC + FCD, scored on the
+    held-out session): ``--scheme deco2014_fic`` (a scheme with a derived rule) or any of these options."""
+    from .params.fic import FIC_RULES
+
+    p.add_argument("--fic", choices=tuple(FIC_RULES), default=None,
+                   help="a physiological fit with this FIC rule (default: the scheme's; --scheme deco2014_fic "
+                        "has analytic FIC); --lr 0.05 suits its log-scale parameters")
+    p.add_argument("--dt", type=float, default=1.0, help="neural time step in ms (default 1.0; bench/RESULTS.md "
+                   "measures FC and FCD against 0.1 ms)")
+    p.add_argument("--het", type=_names, default=("g_EE", "g_EI"),
+                   help="parameters made heterogeneous by --maps or --groups (default g_EE,g_EI)")
+    p.add_argument("--maps", default=None, metavar="LIST",
+                   help="comma-separated map names of the subject (myelinmap, fcgradient01, ...) or map files")
+    p.add_argument("--groups", default=None, metavar="NAME", help="node groups of the subject (e.g. yeo7) or a labels file")
+    p.add_argument("--objective", type=_weights, default=None, metavar="NAME=W,...",
+                   help="term weights: fc, fcd, fc_mean (default 1 each), rate (firing rate, 0), "
+                        "prior_<name> (regional prior, 0)")
+    p.add_argument("--prior", choices=("global", "smooth"), default="global",
+                   help="kind of the regional prior (--regional with --objective prior_<name>=W)")
+
+
+def _physiological(args) -> bool:
+    """Whether ``fit`` runs a physiological fit: its scheme derives parameters (FIC) or a
+    physiological option is given."""
+    from .params.schemes import get_scheme
+
+    derives = args.scheme is not None and get_scheme(args.scheme).derived is not None
+    return derives or args.fic is not None or bool(args.maps or args.groups) or args.objective is not None
+
+
+def _run_physiological(ex, args, common):
+    if args.subjects is not None or args.resume:
+        print("nmmfit fit: error: a physiological fit (FIC, --maps, --groups, --objective) fits one subject "
+              "(no --subjects) from the start (no --resume)", file=sys.stderr)
+        return None
+    maps = tuple(m.strip() for m in args.maps.split(",") if m.strip()) if args.maps else ()
+    return ex.fit_physiological(
+        args.out, dataset=None if args.sc else args.dataset or "hcp_schaefer100", subject=_subject(args.subject),
+        sc_path=args.sc, bold_path=args.bold, tr=args.tr, scheme=args.scheme or "deco2014_fic", fic=args.fic,
+        dt=args.dt,
+        het_params=args.het or (), maps=maps, groups=args.groups, regional=args.regional or (), prior=args.prior,
+        weights=args.objective, init=dict(args.init), restarts=args.restarts,
+        epochs=20 if args.epochs is None else args.epochs, lr=args.lr,
+        frames=args.frames, heldout=args.heldout, seed=args.seed, dtype=common["dtype"], backend=args.backend,
+        progress=common["progress"], figures=common["figures"], overwrite=args.overwrite)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="nmmfit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -238,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initial value of a parameter (natural units)")
     p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    _add_physiological(p)
 
     _add_simulate(sub)
     return ap
@@ -272,6 +338,8 @@ def _run(ex, args):
 
 
 def _run_fit(ex, args, common):
+    if _physiological(args):
+        return _run_physiological(ex, args, common)
     if args.dataset is None and args.sc is None:
         print("nmmfit fit: error: give --dataset NAME or --sc FILE --bold FILE", file=sys.stderr)
         return None

@@ -15,7 +15,12 @@ parameter is either global (``[B]``) or regional (``[B, N]``); any subset can be
 are buffers. The SC may be shared (``[N, N]``) or per model (``[B, N, N]``); gains are always per
 model (``[B, N, N]``) so that models stay independent.
 
-Imports: presets, params (schemes, transforms), sc, rng, _validate.
+Heterogeneity (``heterogeneity={"g_EE": MapScaling(...)}``) makes a global parameter regional as
+``p_i = p (1 + sum_k a_k map_k,i)`` with fitted coefficients (brain maps or node groups,
+:mod:`nmmfit.params.heterogeneity`); a scheme's ``derived`` rule (analytic FIC) recomputes g_IE from
+the other values and W at every forward, differentiably.
+
+Imports: presets, params (schemes, transforms, heterogeneity), sc, rng, _validate.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch
 from torch import nn
 
 from ._validate import check_bool, check_choice, check_float, check_int, check_names, check_seed, check_tensor
+from .params.heterogeneity import Heterogeneous
 from .params.schemes import (MODEL_PARAM_NAMES, PAPER_FIT, PAPER_INIT, FitScheme, get_scheme,  # noqa: F401
                              paper_init)
 from .presets import PARAM_NAMES, Preset, get_preset
@@ -78,6 +84,24 @@ def _batch_size(sc: torch.Tensor, init: Mapping, stream, batch, regional: tuple 
     if len(set(sizes.values())) > 1:
         raise ValueError(f"batch size: arguments disagree on B: {sizes}")
     return next(iter(sizes.values()), 1)
+
+
+def _heterogeneity(spec, model) -> nn.ModuleDict:
+    """The model's heterogeneous parameters, name -> :class:`Heterogeneous` (coefficients fitted with the
+    parameter), from ``spec`` (name -> :class:`nmmfit.params.MapScaling`) checked against the model."""
+    if spec is None:
+        return nn.ModuleDict()
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"heterogeneity: expected a dict of parameter name -> MapScaling, got {type(spec).__name__}")
+    for name in check_names("heterogeneity", list(spec), PARAM_NAMES, "parameter names"):
+        if name in model.regional or name in model.derived_names:
+            why = "is in regional= (free per region)" if name in model.regional else "is derived (FIC)"
+            raise ValueError(f"heterogeneity: {name!r} {why}; it cannot also be map- or group-based")
+        n = getattr(spec[name], "N", None)
+        if n is not None and n != model.N:
+            raise ValueError(f"heterogeneity[{name!r}]: has {n} values per map, expected one per region (N={model.N})")
+    return nn.ModuleDict({n: Heterogeneous(m, model.B, fit=n in model.fitted, dtype=model.dtype_)
+                          for n, m in spec.items()})
 
 
 def random_initial_state(B: int, N: int, *, generator: torch.Generator | None = None,
@@ -135,6 +159,8 @@ class RWW(nn.Module):
         dtype: float32 (default, as the paper) or float64.
         tr: the data's sampling period in seconds: BOLD is sampled every ``tr`` (the preset's
             time step shrinks to divide it, :meth:`nmmfit.Preset.for_tr`); default the preset's.
+        heterogeneity: name -> :class:`nmmfit.params.MapScaling`: that (global) parameter becomes
+            ``p (1 + a . maps)`` per region, its coefficients ``a # [B, K]`` fitted when it is.
     """
 
     def __init__(self, sc, *, preset=None, scheme=None, batch: int | None = None,
@@ -142,7 +168,8 @@ class RWW(nn.Module):
                  init: Mapping | None = None, fit_gains: bool | None = None, gain_init: float | None = None,
                  sc_preprocess: str | None = None, output_noise: bool | None = None,
                  rng_by_stream: bool = False, seed: int = 0,
-                 stream=None, backend: str = "auto", dtype=torch.float32, tr: float | None = None):
+                 stream=None, backend: str = "auto", dtype=torch.float32, tr: float | None = None,
+                 heterogeneity: Mapping | None = None):
         super().__init__()
         self.scheme: FitScheme = _resolve_scheme(scheme, preset)
         if tr is not None:
@@ -178,8 +205,12 @@ class RWW(nn.Module):
         self.output_noise = check_bool("output_noise", self.scheme.output_noise if output_noise is None
                                        else output_noise)
         self.rng_by_stream = check_bool("rng_by_stream", rng_by_stream)
+        if set(self.derived_names) & set(self.fitted):
+            raise ValueError(f"fit: {sorted(set(self.derived_names) & set(self.fitted))} are derived by the scheme's "
+                             f"{type(self.scheme.derived).__name__} at every forward; they cannot be fitted")
         for name in MODEL_PARAM_NAMES:
             self._register_parameter(name, init.get(name, self.scheme.init[name]))
+        self.hetero = _heterogeneity(heterogeneity, self)
 
     def _register_parameter(self, name: str, value):
         """Store ``name``'s unconstrained value: an ``nn.Parameter`` when fitted, else a buffer."""
@@ -222,20 +253,52 @@ class RWW(nn.Module):
             raise KeyError(f"unknown parameter {name!r}; expected one of {MODEL_PARAM_NAMES}")
         return getattr(self, "raw_" + name)
 
+    @property
+    def derived_names(self) -> tuple:
+        """The parameters the scheme's derived rule recomputes at every forward (FIC: g_IE)."""
+        return () if self.scheme.derived is None else tuple(self.scheme.derived.names)
+
+    def _own_value(self, name: str) -> torch.Tensor:
+        v = self.transform(name, self.raw(name))
+        return self.hetero[name](name, v) if name in self.hetero else v
+
     def value(self, name: str) -> torch.Tensor:
-        """Natural-unit value of ``name`` (differentiable), ``[B]`` or ``[B, N]``."""
-        return self.transform(name, self.raw(name))
+        """Natural-unit value of ``name`` (differentiable), ``[B]`` or ``[B, N]`` (derived: as the dynamics see it)."""
+        return self.values()[name] if name in self.derived_names else self._own_value(name)
 
     def values(self) -> dict:
-        """All natural-unit values, name -> ``[B]`` or ``[B, N]`` (differentiable)."""
-        return {n: self.value(n) for n in MODEL_PARAM_NAMES}
+        """All natural-unit values, name -> ``[B]`` or ``[B, N]`` (differentiable), derived ones recomputed."""
+        vals = {n: self._own_value(n) for n in MODEL_PARAM_NAMES}
+        if self.scheme.derived is not None:
+            vals = self.scheme.derived(vals, self.coupling(), self.preset)[0]
+        return vals
+
+    @torch.no_grad()
+    def derived_report(self) -> dict:
+        """The scheme's derived rule's report at the current values (FIC: ``fic_ok # [B, N]``); {} without one."""
+        if self.scheme.derived is None:
+            return {}
+        return self.scheme.derived({n: self._own_value(n) for n in MODEL_PARAM_NAMES}, self.coupling(), self.preset)[1]
+
+    @torch.no_grad()
+    def heterogeneity_report(self) -> dict:
+        """name -> {kind, maps (names), coef ``[B, K]`` list} for the heterogeneous parameters."""
+        return {n: dict(kind=m.scaling.kind, maps=list(m.scaling.names), coef=m.coef.detach().cpu().tolist())
+                for n, m in self.hetero.items()}
 
     @torch.no_grad()
     def set_values(self, values: Mapping):
-        """Set parameters from natural-unit values (float, ``[B]`` or ``[B, N]``)."""
+        """Set parameters from natural-unit values (float, ``[B]`` or ``[B, N]``; a heterogeneous
+        parameter's ``[B, N]`` values are written as ``p (1 + a . maps)`` by least squares)."""
         for name, v in values.items():
+            if name in self.derived_names:
+                raise ValueError(f"set_values: {name!r} is derived by the scheme at every forward; set the "
+                                 f"parameters it is derived from")
             r = self.raw(name)
             t = torch.as_tensor(v, dtype=torch.float64)
+            if name in self.hetero and t.dim() == 2:
+                t, coef = self.hetero[name].scaling.coefficients_for(t)
+                self.hetero[name].set_coefficients(coef)
             if t.dim() == 1 and r.dim() == 2:
                 t = t[:, None]
             r.copy_(self._inverse(name, t.expand_as(r)).to(r.dtype))
@@ -251,7 +314,8 @@ class RWW(nn.Module):
         return coupling_from_gains(self.sc, self.gains, self.scheme.gain_form)
 
     def sim_params(self) -> dict:
-        return {n: self.value(n) for n in PARAM_NAMES}
+        vals = self.values()
+        return {n: vals[n] for n in PARAM_NAMES}
 
     def initial_state(self, generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
         """A random initial state ``[B, 6, N]`` (docs/MODEL.md); ``seed`` makes it reproducible (with
@@ -323,7 +387,9 @@ class RWW(nn.Module):
                     regional=list(self.regional), fit_gains=self.fit_gains,
                     sc_preprocess=self.sc_preprocess, output_noise=self.output_noise,
                     **({"rng_by_stream": True} if self.rng_by_stream else {}),
-                    seed=self.seed, backend=self.backend, dtype=str(self.dtype_).replace("torch.", ""))
+                    seed=self.seed, backend=self.backend, dtype=str(self.dtype_).replace("torch.", ""),
+                    **({"heterogeneity": {n: m.scaling.describe() for n, m in self.hetero.items()}} if self.hetero else {}),
+                    **({"derived": repr(self.scheme.derived)} if self.scheme.derived is not None else {}))
 
     def describe(self, values: Mapping | None = None) -> str:
         """One line per model: the natural-unit values (global) or their regional mean."""

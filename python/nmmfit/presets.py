@@ -92,6 +92,17 @@ class Preset:
             return self.replace(tr=tr)
         return self.replace(tr=tr, dt=dt, hemo_dt=self.hemo_dt * dt / self.dt)
 
+    def with_dt(self, dt: float) -> "Preset":
+        """This preset with neural step ``dt`` (units of ``dt``); the hemodynamic period is kept where
+        ``dt`` divides it (``hemo_every`` steps), else it becomes one step of ``dt``. A coarser dt
+        is a fitting option whose error must be measured (docs/MODEL.md, "Time step")."""
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (0 < dt < float("inf")):
+            raise ValueError(f"dt: expected a positive number ({'ms' if self.time_unit == 1e-3 else 'units of dt'}), "
+                             f"got {dt!r}")
+        period = self.dt * self.hemo_every
+        every = max(1, round(period / dt))
+        return self.replace(dt=float(dt), hemo_every=every, hemo_dt=self.hemo_dt * dt * every / period)
+
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(tr=0.72 / ...)``."""
         return dataclasses.replace(self, **changes)

@@ -22,6 +22,7 @@ average I_E over a window, nudge g_IE of the nodes off target, repeat. No gradie
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -31,7 +32,7 @@ from ..presets import get_preset
 from ..reference import CONSTANTS, rate_ref
 
 __all__ = ["FICTarget", "FICResult", "FICIterativeResult", "CUBNM_TARGET", "fic_analytic",
-           "fic_iterative", "excitatory_current"]
+           "fic_iterative", "excitatory_current", "AnalyticFIC", "IterativeFIC", "FIC_RULES"]
 
 J_II = 1.0  # I->I self-coupling of the model (J_I_i = W_I I_0 + g_EI E - 1 * I)
 
@@ -255,3 +256,54 @@ def fic_iterative(g, g_EE, g_EI, I_0, W, *, g_IE0=1.0, sigma=None, preset="deco2
         g_IE = g_IE - delta * down + delta * up
         delta = torch.where(down, (delta - 0.001).clamp(min=0.001), delta)
     return FICIterativeResult(g_IE, converged, trials, mean_I_E)
+
+
+@dataclass(frozen=True)
+class AnalyticFIC:
+    """A scheme's ``derived`` rule: g_IE re-derived by :func:`fic_analytic` from the current
+    (g, g_EE, g_EI, I_0, W) at every forward, the gradient flowing through it (implicit function).
+
+    ``__call__(values, W, preset) -> (values with g_IE # [B, N], report)``; the report's ``fic_ok
+    # [B, N]`` marks the nodes where FIC is stable (a root and g_IE >= 0), never clipped."""
+    target: FICTarget = CUBNM_TARGET
+    names = ("g_IE",)
+    label = "analytic"
+    unstable_meaning = "no root with g_IE >= 0: too little excitation to reach the target even without inhibition"
+    refuse_unstable_start = True     # the inputs cannot reach the target: a fit from them is an input error
+
+    def __call__(self, values: dict, W: torch.Tensor, preset) -> tuple[dict, dict]:
+        r = fic_analytic(values["g"], values["g_EE"], values["g_EI"], values["I_0"], W, preset=preset,
+                         target=self.target)
+        return dict(values, g_IE=r.g_IE), dict(fic_ok=r.ok.detach())
+
+
+@dataclass(frozen=True)
+class IterativeFIC:
+    """A scheme's ``derived`` rule: g_IE from :func:`fic_iterative` (Deco 2014; no gradient flows
+    through it, g_IE is a constant of each update), started from the analytic g_IE where that is
+    stable (as cuBNM does), else from 1. Re-run only when the parameters it depends on change (the
+    last result is kept). ``fic_ok # [B, N]``: the model's nodes all converged."""
+    window_ms: tuple = (1000.0, 10000.0)
+    max_trials: int = 150
+    seed: int = 0
+    names = ("g_IE",)
+    label = "iterative"
+    unstable_meaning = "not within tolerance after max_trials simulations"
+    refuse_unstable_start = False    # noise can keep the rule from converging: reported, not refused
+    _last: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __call__(self, values: dict, W: torch.Tensor, preset) -> tuple[dict, dict]:
+        args = [values[k].detach() for k in ("g", "g_EE", "g_EI", "I_0", "sigma")] + [W.detach()]
+        key = tuple(a.cpu().double().numpy().tobytes() for a in args) + (repr(preset),)
+        if self._last.get("key") != key:
+            start = fic_analytic(*args[:4], W.detach(), preset=preset)
+            g_IE0 = torch.where(start.ok, start.g_IE, torch.ones_like(start.g_IE))
+            r = fic_iterative(*args[:4], W.detach(), g_IE0=g_IE0, sigma=args[4], preset=preset,
+                              window_ms=self.window_ms, max_trials=self.max_trials, seed=self.seed)
+            self._last.update(key=key, g_IE=r.g_IE, ok=r.converged[:, None].expand_as(r.g_IE))
+        g_IE = self._last["g_IE"].to(dtype=W.dtype, device=W.device)
+        return dict(values, g_IE=g_IE), dict(fic_ok=self._last["ok"])
+
+
+FIC_RULES = {"analytic": AnalyticFIC, "iterative": IterativeFIC, "none": None}
+"""The FIC rules' constructors by their CLI name (``--fic``); ``none`` keeps g_IE a parameter."""

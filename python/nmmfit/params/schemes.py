@@ -18,11 +18,12 @@ from typing import Callable, Mapping
 
 import torch
 
-from ..losses import FCCorrelationLoss, FCRMSELoss, Objective, griffiths2022_objective
+from ..losses import FCCorrelationLoss, FCRMSELoss, Objective, deco2014_objective, griffiths2022_objective
 from ..presets import DECO2014, GRIFFITHS2022, PARAM_NAMES, Preset
 from ..sc import EXP_GAINS, TANH_GAINS
 from .._validate import check_choice, check_float, check_int
-from .transforms import Identity, OffsetRelu
+from .fic import AnalyticFIC
+from .transforms import Identity, LogPositive, OffsetRelu
 
 MODEL_PARAM_NAMES = PARAM_NAMES + ("sigma_out",)
 """Parameters a model holds: the six of the dynamics plus the BOLD output-noise std."""
@@ -116,7 +117,10 @@ class FitScheme:
     transform (missing: :class:`Identity`); ``init`` gives every parameter of
     :data:`MODEL_PARAM_NAMES` its default initial value in natural units; ``starts(B, seed=,
     g_mean=)`` draws random initial values for B restarts (a dict of ``[B]`` tensors, may be
-    empty); ``objective(model)`` builds the default objective."""
+    empty); ``objective(model)`` builds the default objective. ``derived`` (None, or a rule such
+    as :class:`nmmfit.params.fic.AnalyticFIC`) recomputes the parameters it ``names`` from the others
+    and the coupling at every forward: ``derived(values, W, preset) -> (values, report)``; those
+    parameters cannot be fitted."""
     name: str
     preset: Preset
     init: Mapping[str, float]
@@ -131,6 +135,7 @@ class FitScheme:
     starts: Callable = _no_starts
     reference: Mapping | None = None
     stages: tuple = (Stage(),)
+    derived: object = None
 
     @property
     def reference_values(self) -> dict:
@@ -143,6 +148,10 @@ class FitScheme:
         if missing or unknown:
             raise ValueError(f"FitScheme {self.name!r}: init must give every parameter of {MODEL_PARAM_NAMES} "
                              f"(missing {sorted(missing)}); unknown names {sorted(unknown)}")
+        clash = set(self.derived.names if self.derived is not None else ()) & set(self.fit)
+        if clash:
+            raise ValueError(f"FitScheme {self.name!r}: {sorted(clash)} are derived by {self.derived!r} and "
+                             f"cannot also be fitted; drop them from fit")
 
     def transform(self, name: str):
         return self.transforms.get(name, Identity())
@@ -160,8 +169,10 @@ GRIFFITHS2022_SCHEME = FitScheme(
     objective=griffiths2022_objective, starts=paper_init, reference=SYNTHETIC_TRUTH)
 """The paper (Griffiths et al. 2022): relu-floored transforms, SC gains, output noise, its objective."""
 
-DECO2014_SCHEME = FitScheme(name="deco2014", preset=DECO2014, init=dict(DECO2014.defaults, sigma_out=0.0))
-"""Deco 2014 in natural units: identity transforms, no gains, no output noise, FC objective."""
+DECO2014_SCHEME = FitScheme(name="deco2014", preset=DECO2014, init=dict(DECO2014.defaults, sigma_out=0.0),
+                            transforms=dict(sigma=LogPositive()))
+"""Deco 2014 in natural units: identity transforms (sigma exp(p): a std stays positive), no gains,
+no output noise, FC objective."""
 
 HELDOUT_LR_SCALE = {"g": 100.0, "prior_g": 100.0, "gains": 3.0}
 """Learning-rate multipliers of the group-shrinkage stages: g (~80) moves at lr 0.01 by 0.01 per
@@ -181,7 +192,14 @@ g, g_EE, g_IE, g_EI to the group FC: no data of the subject) then a subject stag
 subject's FC shrunk to the group's, the gains kept near the group stage's (weight 0.1, chosen on
 inner splits of the training data)."""
 
-SCHEMES = {s.name: s for s in (GRIFFITHS2022_SCHEME, GROUP_SHRINKAGE_SCHEME, DECO2014_SCHEME)}
+DECO2014_FIC_SCHEME = FitScheme(
+    name="deco2014_fic", preset=DECO2014, init=dict(DECO2014.defaults, sigma_out=0.0),
+    transforms=dict(g=LogPositive(), g_EE=LogPositive(), g_EI=LogPositive(), I_0=LogPositive(), sigma=LogPositive()),
+    fit=("g", "g_EE", "g_EI"), derived=AnalyticFIC(), objective=deco2014_objective)
+"""Deco 2014 with analytic FIC (g_IE derived every forward, differentiably): g, g_EE, g_EI fitted
+on the log scale (positive, scale-free steps), FC + FCD + FC-mean objective (cuBNM's problem)."""
+
+SCHEMES = {s.name: s for s in (GRIFFITHS2022_SCHEME, GROUP_SHRINKAGE_SCHEME, DECO2014_SCHEME, DECO2014_FIC_SCHEME)}
 
 
 def get_scheme(spec=None) -> FitScheme:
@@ -202,5 +220,5 @@ def get_scheme(spec=None) -> FitScheme:
 
 
 __all__ = ["FitScheme", "StateInit", "Stage", "SCHEMES", "GRIFFITHS2022_SCHEME", "GROUP_SHRINKAGE_SCHEME",
-           "DECO2014_SCHEME", "get_scheme", "HELDOUT_LR_SCALE",
+           "DECO2014_SCHEME", "DECO2014_FIC_SCHEME", "get_scheme", "HELDOUT_LR_SCALE",
            "MODEL_PARAM_NAMES", "PAPER_INIT", "PAPER_FIT", "SYNTHETIC_TRUTH", "paper_init"]

@@ -1,0 +1,94 @@
+"""nmmfit fit --scheme deco2014_fic (experiments.physiological) on tiny user files: the fit runs end to
+end with map- and group-based heterogeneity, reports cuBNM's cost on train/test/held-out, and bad
+input (maps, groups, FCD window, FIC) is a one-line error with exit status 2."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import nmmfit
+from nmmfit.cli import main
+from nmmfit.params.schemes import DECO2014_FIC_SCHEME
+
+N = 6
+FRAMES = 120            # two halves of 60 frames: two 30 s FCD windows at TR 0.72 s
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("phys")
+    rng = np.random.default_rng(3)
+    sc = rng.uniform(0, 1, (N, N))
+    sc = (sc + sc.T) * (1 - np.eye(N))
+    m = nmmfit.RWW(sc, scheme=DECO2014_FIC_SCHEME.replace(preset=DECO2014_FIC_SCHEME.preset.with_dt(2.0)),
+                   tr=0.72, init=dict(g=0.2))
+    with torch.no_grad():
+        bold = m(FRAMES + 10).bold[0, 10:].double().numpy()
+    np.savetxt(d / "sc.csv", sc, delimiter=",")
+    np.save(d / "bold.npy", bold)
+    z = rng.standard_normal((2, N))
+    np.save(d / "maps.npy", (z - z.mean(1, keepdims=True)) / z.std(1, keepdims=True))
+    np.save(d / "short_map.npy", z[0, :N - 1])
+    np.savetxt(d / "groups.txt", [0, 0, 1, 1, 2, 2])
+    np.savetxt(d / "bad_groups.txt", [0, 0, 1, 1, 2, 9])
+    return d
+
+
+def _args(files, out, *extra):
+    return ["fit", "--scheme", "deco2014_fic", "--sc", str(files / "sc.csv"), "--bold", str(files / "bold.npy"),
+            "--tr", "0.72", "--dt", "2", "--heldout", "half", "--restarts", "1", "--epochs", "2", "--lr", "0.05",
+            "--window", "20", "--out", str(out), "--no-progress", *extra]
+
+
+def test_map_based_fit_end_to_end(files, tmp_path, capsys):
+    out = tmp_path / "maps"
+    assert main(_args(files, out, "--maps", str(files / "maps.npy"), "--het", "g_EE")) == 0
+    text = capsys.readouterr().out
+    assert "held-out: FC r" in text and "FCD KS" in text and "mean r_E after FIC" in text
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["cost"]) == {"train (in-sample)", "test (in-sample)", "held-out"}
+    for c in rep["cost"].values():
+        assert np.isfinite(c["cost"]).all()
+        assert np.allclose(c["cost"], -(np.array(c["fc_corr"]) - c["fcd_ks"]) + np.array(c["fic_penalty"]))
+    assert rep["heterogeneity"] == {"g_EE": "maps(maps_0, maps_1)"}
+    assert len(rep["fitted"]["g_EE"]) == N and np.ptp(rep["fitted"]["g_EE"]) > 0     # the coefficients moved
+    res = nmmfit.FitResult.load(out)
+    assert np.asarray(res.extra["rate_E"]).shape == (1, N)
+    assert all((out / f).exists() for f in ("fcd.png", "maps.png", "rates.png", "fc.png"))
+
+
+def test_group_based_fit(files, tmp_path):
+    out = tmp_path / "groups"
+    assert main(_args(files, out, "--groups", str(files / "groups.txt"), "--no-figures")) == 0
+    rep = json.loads((out / "report.json").read_text())
+    gee = np.array(rep["fitted"]["g_EE"])
+    assert np.allclose(gee[[0, 2, 4]], gee[[1, 3, 5]])             # one value per group
+    assert rep["heterogeneity"]["g_EI"] == "groups(groups1, groups2)"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--maps", "{d}/short_map.npy"), "expected 6 values"),
+    (("--groups", "{d}/bad_groups.txt"), "integer labels 0..K-1"),
+    (("--maps", "nosuchmap"), "neither one of the subject's maps"),
+    (("--frames", "40"), "longer than the run"),
+    (("--init", "g=0.0001", "--init", "g_EE=0.001", "--init", "I_0=0.2"), "FIC has no stable g_IE"),
+    (("--objective", "fc=1,fdc=1"), "unknown term 'fdc'"),
+    (("--maps", "{d}/maps.npy", "--groups", "{d}/groups.txt"), "not both"),
+])
+def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, extra, message):
+    extra = [e.format(d=files) for e in extra]
+    assert main(_args(files, tmp_path / "bad", "--no-figures", *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_physiological_scheme_is_built_from_values():
+    from nmmfit.experiments.physiological import physiological_scheme
+    from nmmfit.params.fic import AnalyticFIC
+
+    s = physiological_scheme("deco2014", "analytic", 1.0)          # the plain scheme with FIC: g_IE leaves fit
+    assert isinstance(s.derived, AnalyticFIC) and "g_IE" not in s.fit and s.preset.dt == 1.0
+    assert physiological_scheme("deco2014_fic", "none").derived is None
+    with pytest.raises(ValueError, match="fic: expected one of"):
+        physiological_scheme("deco2014_fic", "numerical")
