@@ -17,7 +17,7 @@ all: install
 $(VENV)/.deps:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH) numpy scipy matplotlib tqdm "scikit-build-core>=0.10" "cmake>=3.26" ninja pytest hypothesis "pybind11>=2.12"
+	$(PIP) install -q $(TORCH) numpy scipy matplotlib tqdm "scikit-build-core>=0.10" "cmake>=3.26" ninja pytest hypothesis "pybind11>=2.12" "ray>=2.9"
 	$(PIP) install -q --no-deps $(DATA)
 	touch $@
 

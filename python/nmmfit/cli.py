@@ -6,6 +6,7 @@
     nmmfit fit --scheme deco2014_fic --maps myelinmap,fcgradient01 --out DIR
                                   a physiological fit: FIC, heterogeneity, FC + FCD, held-out session
     nmmfit simulate --out F.npz   simulate BOLD/FC from a parameter set (--param g=100 ...)
+    nmmfit fleet --out DIR ...    fit a cohort (--subjects all) locally or on Ray (--engine ray); resumable
 
 A previous run's results in --out are kept: the command refuses unless --overwrite (or, for fit
 and demo, --resume to continue from its checkpoint). Exit status: 0 done; 2 a user error (a bad
@@ -268,9 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
 
     p = sub.add_parser("fit", help="fit a dataset subject or your own files")
-    _common(p, epochs=None, epochs_help="epochs of the last stage (default: the scheme's; 20 for griffiths2022)",
-            test_windows=120, test_help="test run length in windows, or 'data' (default 120: the model's FC from "
-                                        "2400 frames, whatever the data's length)")
+    _fit_common(p)
     p.add_argument("--dataset", default=None, help="bundled dataset name (e.g. hcp_aal2, hcp_schaefer100)")
     p.add_argument("--subject", default="0")
     p.add_argument("--subjects", default=None, metavar="LIST",
@@ -279,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sc", default=None, help="SC file (.npy/.npz/.mat/.csv/.txt), N x N")
     p.add_argument("--bold", default=None, help="BOLD file, frames x regions (or regions x frames)")
     p.add_argument("--tr", type=float, default=None)
+    _fit_model_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    _add_physiological(p)
+
+    _add_simulate(sub)
+    _add_fleet(sub)
+    return ap
+
+
+def _fit_common(p):
+    """The common options with a subject fit's defaults (``fit`` and ``fleet``: the same fit)."""
+    _common(p, epochs=None, epochs_help="epochs of the last stage (default: the scheme's; 20 for griffiths2022)",
+            test_windows=120, test_help="test run length in windows, or 'data' (default 120: the model's FC from "
+                                        "2400 frames, whatever the data's length)")
+
+
+def _fit_model_args(p):
+    """The model and data options of a subject fit (``fit`` and ``fleet``)."""
     p.add_argument("--frames", type=_count(1), default=None, help="use only the first FRAMES frames")
     p.add_argument("--scheme", choices=sorted(SCHEMES), default=None,
                    help="fitting scheme (default: group_shrinkage where a group FC exists: a group stage fitted to "
@@ -302,11 +319,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="initial value of a parameter (natural units)")
     p.add_argument("--heldout", choices=("auto", "session", "half", "none"), default="auto", help=HELDOUT_HELP)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    _add_physiological(p)
 
-    _add_simulate(sub)
-    return ap
+
+def _add_fleet(sub):
+    p = sub.add_parser("fleet", help="fit a cohort of subjects, in this process or on a Ray cluster; resumable",
+                       description="Fit every subject of --subjects (or of --subjects-file) with --restarts restarts "
+                                   "each, one directory per subject under --out, a manifest and cohort.csv (one row "
+                                   "per subject and restart). Re-running skips the subjects done; a failed subject "
+                                   "is recorded with its error and the others go on.")
+    _fit_common(p)
+    p.add_argument("--force", action="store_true", dest="overwrite",
+                   help="refit the subjects already done in --out (also when the settings changed); same as --overwrite")
+    p.add_argument("--dataset", default="hcp_aal2", help="bundled dataset name (default hcp_aal2)")
+    p.add_argument("--subjects", default="all", metavar="LIST", help="'all' (default), or e.g. 0-6, 0,2,5, subject IDs")
+    p.add_argument("--subjects-file", default=None, metavar="CSV",
+                   help="your own subjects instead of a dataset: a CSV with columns subject,sc,bold[,tr]")
+    _fit_model_args(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process, subjects batched in one model (default); ray: Ray tasks over workers")
+    p.add_argument("--address", default=None,
+                   help="ray: 'auto' joins the running cluster (ray start / RAY_ADDRESS), or host:port; "
+                        "default: start Ray on this machine")
+    p.add_argument("--workers", type=_count(1), default=None,
+                   help="ray: jobs at a time (default: the cluster's CPUs / --threads)")
+    p.add_argument("--threads", type=_count(1), default=None, help="torch threads per job (ray default 1)")
+    p.add_argument("--batch", type=_count(1), default=None,
+                   help="subjects per job, batched in one model (default: all for local, 1 for ray)")
 
 
 def _subject(text):
@@ -329,12 +367,30 @@ def _run(ex, args):
         return ex.demo(args.out, dataset=args.dataset, subject=_subject(args.subject), frames=args.frames,
                        fit_sigma=args.fit_sigma, restarts=args.restarts, heldout=args.heldout, resume=args.resume,
                        **common)
+    if args.command == "fleet":
+        return _run_fleet(args, common)
     if args.command == "recover":
         return ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
                           starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
                           optimizer=args.optimizer, start=args.start, spread=args.spread,
                           sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile, **common)
     return _run_fit(ex, args, common)
+
+
+def _model_options(args) -> dict:
+    """The keywords of :func:`_fit_model_args`' options."""
+    return dict(scheme=args.scheme, preset=args.preset, stage_epochs=dict(args.stage_epochs) or None, fit=args.fit,
+                regional=args.regional or (), gains=False if args.no_gains else None, sigma=args.sigma,
+                init=dict(args.init), frames=args.frames, restarts=args.restarts, heldout=args.heldout)
+
+
+def _run_fleet(args, common):
+    from .fleet import run_fleet
+
+    common = dict(common, force=common.pop("overwrite"))
+    return run_fleet(args.out, dataset=args.dataset, subjects=args.subjects, subjects_file=args.subjects_file,
+                     engine=args.engine, address=args.address, workers=args.workers, threads=args.threads,
+                     batch=args.batch, **_model_options(args), **common)
 
 
 def _run_fit(ex, args, common):
@@ -346,9 +402,7 @@ def _run_fit(ex, args, common):
     if args.sc is not None and args.bold is None:
         print("nmmfit fit: error: --sc needs --bold", file=sys.stderr)
         return None
-    model = dict(scheme=args.scheme, preset=args.preset, stage_epochs=dict(args.stage_epochs) or None, fit=args.fit, regional=args.regional or (),
-                 gains=False if args.no_gains else None, sigma=args.sigma, init=dict(args.init), frames=args.frames,
-                 resume=args.resume, restarts=args.restarts, heldout=args.heldout)
+    model = dict(_model_options(args), resume=args.resume)
     if args.subjects is not None:
         if args.dataset is None or args.sc is not None:
             print("nmmfit fit: error: --subjects needs --dataset (and no --sc)", file=sys.stderr)
@@ -363,14 +417,18 @@ def _user_errors() -> tuple:
     """The exceptions that mean a wrong argument, file or setting: one line, exit status 2."""
     from .datasets import DatasetNotInstalledError
     from .fit import CheckpointError
+    from .fleet.engines import RayNotInstalledError
 
-    return ValueError, TypeError, FileNotFoundError, FileExistsError, CheckpointError, DatasetNotInstalledError
+    return (ValueError, TypeError, FileNotFoundError, FileExistsError, CheckpointError, DatasetNotInstalledError,
+            RayNotInstalledError)
 
 
 def _interrupted(args) -> str:
     """What a Ctrl-C leaves: the checkpoint of the completed epochs in --out, or nothing."""
     from .fit import CHECKPOINT
 
+    if args.command == "fleet":
+        return f"interrupted; the subjects finished so far are stored in {args.out} (run the same command to fit the rest)"
     ckpt = Path(args.out) / CHECKPOINT
     if args.command != "simulate" and ckpt.is_file():
         resume = " (continue with --resume)" if args.command in ("fit", "demo") else ""

@@ -145,6 +145,30 @@ class FitResult:
             return int(np.nanargmax(self.train_r))
         return int(np.nanargmin(self.history["loss"][-1]))
 
+    def select(self, models) -> "FitResult":
+        """The models ``models`` (a slice or index list over the B models) as a result of their own:
+        per-model arrays taken on their model axis (axis 0; axis 1 of the histories over updates or
+        epochs, whose 1-D entries such as ``epoch`` are shared), a shared SC ``[N, N]`` kept. How a
+        batch of several subjects is split into one result per subject."""
+        B = int(self.config["B"])
+        idx = np.arange(B)[models].reshape(-1)
+
+        def take(v, axis=0):
+            return None if v is None else np.take(np.asarray(v), idx, axis=axis)
+
+        config = json.loads(json.dumps(_jsonable(self.config)))
+        config["B"] = len(idx)
+        if isinstance(config.get("model"), dict) and "batch" in config["model"]:
+            config["model"]["batch"] = len(idx)
+        arrays = {k: take(getattr(self, k)) for k in self._ARRAYS if k != "sc"}
+        return FitResult(config=config, fitted={k: take(v) for k, v in self.fitted.items()},
+                         fitted_hyper={k: take(v) for k, v in self.fitted_hyper.items()},
+                         history={k: take(v, 1) if np.ndim(v) >= 2 else np.asarray(v) for k, v in self.history.items()},
+                         sc=take(self.sc) if np.ndim(self.sc) == 3 else self.sc,
+                         baselines={k: take(v) for k, v in self.baselines.items()}, wall_time=self.wall_time,
+                         train_time=self.train_time, epochs_completed=self.epochs_completed,
+                         extra=dict(self.extra), **arrays)
+
     # ---------------------------------------------------------------- persistence
     _ARRAYS = ("sc", "W", "emp_fc", "train_bold", "train_fc", "train_r", "test_bold", "test_fc",
                "test_r", "gains", "heldout_fc", "heldout_r", "subject_specific_r")
