@@ -93,7 +93,7 @@ def test_batched_job_splits_into_the_same_subject_fits(local_cohort, tmp_path):
     for s in IDS[:2]:
         a, b = _arrays(out, s), _arrays(tmp_path / "batched", s)
         for k in ("train_r", "test_r", "heldout_r", "W", "fitted/g", "history/loss", "emp_fc"):
-            np.testing.assert_allclose(b[k], a[k], rtol=1e-6, atol=1e-9, err_msg=f"subject {s}: {k}")
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=f"subject {s}: {k}")
         assert json.loads((_subject_dir(tmp_path / "batched", s) / "result.json").read_text())["config"]["B"] == 1
 
 
@@ -168,6 +168,9 @@ def test_job_of_a_failing_batch_isolates_the_subject(tmp_path):
     (dict(subjects="0", workers=4), ValueError, "workers and address.*'ray' engine"),
     (dict(subjects="0", restarts=0), ValueError, "restarts"),
     (dict(subjects="0", batch=0), ValueError, "batch"),
+    (dict(subjects="0", epochs=0), ValueError, "epochs"),
+    (dict(subjects="0", heldout="later"), ValueError, "heldout"),
+    (dict(subjects="0", frames=-5), ValueError, "frames"),
 ])
 def test_bad_arguments_are_named(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):

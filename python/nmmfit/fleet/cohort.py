@@ -2,7 +2,8 @@
 subject's outcome as it arrives, then write the cohort table and figure and return a
 :class:`FleetReport`.
 
-Imports: .jobs, .store, .engines, .progress, .figure; datasets (subject IDs)."""
+Imports: .jobs, .store, .engines, .progress, .figure; datasets (subject IDs), experiments (subject
+lists, the report base class, whether figures can be drawn)."""
 from __future__ import annotations
 
 import csv

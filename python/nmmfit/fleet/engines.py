@@ -116,8 +116,9 @@ class RayEngine:
                 try:
                     result = ray.get(ready[0])
                 except ray.exceptions.RayError as exc:
-                    result = _failed_job(job, " ".join(f"lost after {self.max_retries} retries: "
-                                                       f"{type(exc).__name__}: {exc}".split())[:2000])
+                    result = _failed_job(job, " ".join(f"the Ray task failed (a dead worker's task is retried "
+                                                       f"{self.max_retries} times): {type(exc).__name__}: "
+                                                       f"{exc}".split())[:2000])
                 on_result(result)
         finally:
             if started:

@@ -11,6 +11,7 @@ randomness is keyed by (seed, subject), so its fit does not depend on the job or
 Imports: experiments, fit (FitResult), _validate; nothing of the rest of fleet."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import socket
@@ -22,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_choice, check_int
 
 RESULT_FILES = ("result.json", "result.npz", "fitted.csv", "scores.csv")
 """The files of a subject's fit the store keeps (the checkpoint is the job's scratch; the fleet draws
@@ -45,13 +46,24 @@ def fit_option_names() -> frozenset:
 
 
 def check_options(options: Mapping) -> dict:
-    """``options`` as a plain dict, every name one :func:`fit_option_names` lists."""
+    """``options`` as a plain dict, every name one :func:`fit_option_names` lists, the fit settings
+    checked by :class:`nmmfit.FitConfig` and the data ones here: a bad value is refused before any
+    job runs, not recorded as every subject's failure."""
+    from ..experiments.protocol import HELDOUT
+    from ..fit import FitConfig
+
     if not isinstance(options, Mapping):
         raise TypeError(f"options: expected a mapping of fit options, got {type(options).__name__}")
     allowed = fit_option_names()
     bad = sorted(set(options) - allowed)
     if bad:
         raise TypeError(f"options: unknown fit option(s) {bad}; expected names from {sorted(allowed)}")
+    settings = {f.name for f in dataclasses.fields(FitConfig)} & set(options)
+    FitConfig(**{k: options[k] if k != "lr_scale" else dict(options[k] or {}) for k in settings})
+    check_int("restarts", options.get("restarts", 1), 1)
+    if options.get("frames") is not None:
+        check_int("frames", options["frames"], 1)
+    check_choice("heldout", options.get("heldout", "auto"), HELDOUT)
     return dict(options)
 
 
@@ -169,7 +181,7 @@ def _fit_batch(job: FitJob, options: dict, scratch: Path) -> list | None:
         whole = FitResult.load(out)
     except Exception:  # noqa: BLE001  (isolated below, subject by subject)
         return None
-    R, wall = int(options.get("restarts", whole.config["B"] // len(job.subjects))), time.perf_counter() - t0
+    R, wall = int(whole.config["B"]) // len(job.subjects), time.perf_counter() - t0
     outcomes = []
     for s, ref in enumerate(job.subjects):
         one = whole.select(slice(s * R, (s + 1) * R))
