@@ -51,7 +51,7 @@ def _assert_same_fit(out_a, out_b, subject):
 def local_cohort(tmp_path_factory):
     """Subjects 0-1 through the local engine, one job per subject (``fit_subject``)."""
     out = tmp_path_factory.mktemp("local") / "cohort"
-    report = run_fleet(out, subjects="0-1", batch=1, **TINY)
+    report = run_fleet(out, subjects="0-1", batch=1, **{**TINY, "figures": True})
     return out, report
 
 
@@ -60,6 +60,7 @@ def local_cohort(tmp_path_factory):
 def test_store_layout_and_cohort_table(local_cohort):
     out, report = local_cohort
     assert (report.done, report.failed, report.ran, report.skipped) == (2, 0, 2, 0)
+    assert report.figures == [str(out / "cohort.png")] and (out / "cohort.png").stat().st_size > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["subjects"] == IDS[:2] and manifest["settings"]["options"]["epochs"] == 1
     rows = (out / "cohort.csv").read_text().splitlines()
@@ -95,6 +96,27 @@ def test_batched_job_splits_into_the_same_subject_fits(local_cohort, tmp_path):
         for k in ("train_r", "test_r", "heldout_r", "W", "fitted/g", "history/loss", "emp_fc"):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=f"subject {s}: {k}")
         assert json.loads((_subject_dir(tmp_path / "batched", s) / "result.json").read_text())["config"]["B"] == 1
+
+
+@pytest.mark.parametrize("shared_sc", [True, False])
+def test_fit_result_select_takes_each_model_axis(shared_sc, tmp_path):
+    B, N, U, rng = 3, 4, 5, np.random.default_rng(0)
+    sc = rng.random((N, N)) if shared_sc else rng.random((B, N, N))
+    res = FitResult(config=dict(B=B, N=N, model=dict(batch=B)), fitted=dict(g=rng.random(B), I_0=rng.random((B, N))),
+                    fitted_hyper=dict(prior=rng.random(B)), history={"loss": rng.random((U, B)), "epoch": np.arange(U),
+                                                                    "param.I_0": rng.random((U, B, N))},
+                    sc=sc, W=rng.random((B, N, N)), emp_fc=rng.random((B, N, N)), train_r=rng.random(B),
+                    baselines=dict(sc_fc=rng.random(B)))
+    one = res.select(slice(1, 3))
+    assert one.config["B"] == 2 and one.config["model"]["batch"] == 2 and res.config["B"] == B
+    np.testing.assert_array_equal(one.fitted["I_0"], res.fitted["I_0"][1:])
+    np.testing.assert_array_equal(one.history["param.I_0"], res.history["param.I_0"][:, 1:])
+    np.testing.assert_array_equal(one.history["epoch"], res.history["epoch"])
+    np.testing.assert_array_equal(one.sc, sc if shared_sc else sc[1:])
+    np.testing.assert_array_equal(one.W, res.W[1:])
+    assert one.test_r is None and one.baselines["sc_fc"].tolist() == res.baselines["sc_fc"][1:].tolist()
+    back = FitResult.load(one.save(tmp_path))
+    np.testing.assert_array_equal(back.train_r, res.train_r[1:])
 
 
 def test_rerun_skips_done_adds_new_and_force_refits(local_cohort, tmp_path):
