@@ -61,6 +61,9 @@ def test_store_layout_and_cohort_table(local_cohort):
     out, report = local_cohort
     assert (report.done, report.failed, report.ran, report.skipped) == (2, 0, 2, 0)
     assert report.figures == [str(out / "cohort.png")] and (out / "cohort.png").stat().st_size > 0
+    heldout = [FitResult.load(_subject_dir(out, s)).heldout_r[0] for s in IDS[:2]]
+    assert report.scores["held-out FC r"]["min"] == pytest.approx(min(heldout))
+    assert "held-out FC r over subjects" in report.summary()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["subjects"] == IDS[:2] and manifest["settings"]["options"]["epochs"] == 1
     rows = (out / "cohort.csv").read_text().splitlines()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .._validate import check_bool, check_int, check_seed
@@ -93,6 +94,7 @@ class FleetReport(Report):
     wall_time: float
     subjects_per_hour: float | None
     failures: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
     table: str = ""
     figures: list = field(default_factory=list)
 
@@ -101,6 +103,8 @@ class FleetReport(Report):
         lines = [f"fleet ({self.engine}): {self.subjects} subjects in {self.out}: {self.done} done "
                  f"({self.skipped} already, {self.ran} fitted now), {self.failed} failed; "
                  f"{self.wall_time:.1f} s{rate}"]
+        lines += [f"  {label} over subjects (best restart each): median {v['median']:.3f}, range "
+                  f"{v['min']:.3f}-{v['max']:.3f}" for label, v in self.scores.items()]
         lines += [f"  failed {s}: {e}" for s, e in self.failures.items()]
         lines.append(f"cohort table: {self.table}" + (f"; figure: {', '.join(self.figures)}" if self.figures else ""))
         return "\n".join(lines)
@@ -150,6 +154,20 @@ def run_fleet(out, *, dataset: str | None = "hcp_aal2", subjects="all", subjects
     return _report(store, runner.name, refs, bar, wall, figures)
 
 
+SUMMARY_SCORES = (("train_r", "train FC r (in-sample)"), ("heldout_r", "held-out FC r"))
+"""The scores the summary gives over the cohort's subjects."""
+
+
+def _cohort_scores(rows: list) -> dict:
+    """Median and range over subjects (their best restart) of each of :data:`SUMMARY_SCORES`."""
+    out = {}
+    for key, label in SUMMARY_SCORES:
+        v = np.array([r[key] for r in rows if r.get("best") is True and r.get(key) is not None], dtype=float)
+        if v.size:
+            out[label] = dict(median=float(np.median(v)), min=float(v.min()), max=float(v.max()))
+    return out
+
+
 def _report(store: CohortStore, engine: str, refs, bar: FleetProgress, wall: float, figures: bool) -> FleetReport:
     figs = []
     if figures:
@@ -165,7 +183,8 @@ def _report(store: CohortStore, engine: str, refs, bar: FleetProgress, wall: flo
     report = FleetReport(out=str(store.root), engine=engine, subjects=len(refs),
                          done=sum(st == "done" for st in states.values()), failed=len(failures), skipped=bar.skipped,
                          ran=ran, wall_time=wall, subjects_per_hour=3600 * ran / wall if ran and wall > 0 else None,
-                         failures=failures, table=str(store.root / COHORT_CSV), figures=figs)
+                         failures=failures, scores=_cohort_scores(store.table()), table=str(store.root / COHORT_CSV),
+                         figures=figs)
     report.save(store.root / "report.json")
     return report
 
