@@ -109,8 +109,10 @@ def test_fit_result_select_takes_each_model_axis(shared_sc, tmp_path):
                     fitted_hyper=dict(prior=rng.random(B)), history={"loss": rng.random((U, B)), "epoch": np.arange(U),
                                                                     "param.I_0": rng.random((U, B, N))},
                     sc=sc, W=rng.random((B, N, N)), emp_fc=rng.random((B, N, N)), train_r=rng.random(B),
-                    baselines=dict(sc_fc=rng.random(B)))
+                    baselines=dict(sc_fc=rng.random(B)),
+                    extra=dict(stages=[dict(target="group", epochs=2, train_r=[0.1, 0.2, 0.3])], labels=list("abcd")))
     one = res.select(slice(1, 3))
+    assert one.extra == dict(stages=[dict(target="group", epochs=2, train_r=[0.2, 0.3])], labels=list("abcd"))
     assert one.config["B"] == 2 and one.config["model"]["batch"] == 2 and res.config["B"] == B
     np.testing.assert_array_equal(one.fitted["I_0"], res.fitted["I_0"][1:])
     np.testing.assert_array_equal(one.history["param.I_0"], res.history["param.I_0"][:, 1:])

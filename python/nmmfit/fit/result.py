@@ -44,6 +44,17 @@ def _write_csv(path: Path, rows: list) -> None:
     os.replace(tmp, path)
 
 
+def _numeric_rows(v) -> int | None:
+    """The length of ``v`` when it is a numeric list or array of at least one axis, else None."""
+    if not isinstance(v, (list, tuple, np.ndarray)):
+        return None
+    try:
+        a = np.asarray(v)
+    except ValueError:                      # ragged nesting: not one array
+        return None
+    return len(a) if a.ndim >= 1 and a.dtype.kind in "biuf" else None
+
+
 def _jsonable(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
@@ -148,13 +159,22 @@ class FitResult:
     def select(self, models) -> "FitResult":
         """The models ``models`` (a slice or index list over the B models) as a result of their own:
         per-model arrays taken on their model axis (axis 0; axis 1 of the histories over updates or
-        epochs, whose 1-D entries such as ``epoch`` are shared), a shared SC ``[N, N]`` kept. How a
-        batch of several subjects is split into one result per subject."""
+        epochs, whose 1-D entries such as ``epoch`` are shared), a shared SC ``[N, N]`` kept, and in
+        ``extra`` every numeric list or array of length B (per-model values, e.g. a stage's train FC r
+        ``[B]``, nested in dicts and lists) taken too. How a batch of several subjects is split into
+        one result per subject."""
         B = int(self.config["B"])
         idx = np.arange(B)[models].reshape(-1)
 
         def take(v, axis=0):
             return None if v is None else np.take(np.asarray(v), idx, axis=axis)
+
+        def per_model(v):
+            if isinstance(v, dict):
+                return {k: per_model(x) for k, x in v.items()}
+            if _numeric_rows(v) == B:
+                return take(v).tolist() if isinstance(v, (list, tuple)) else take(v)
+            return [per_model(x) for x in v] if isinstance(v, (list, tuple)) else v
 
         config = json.loads(json.dumps(_jsonable(self.config)))
         config["B"] = len(idx)
@@ -167,7 +187,7 @@ class FitResult:
                          sc=take(self.sc) if np.ndim(self.sc) == 3 else self.sc,
                          baselines={k: take(v) for k, v in self.baselines.items()}, wall_time=self.wall_time,
                          train_time=self.train_time, epochs_completed=self.epochs_completed,
-                         extra=dict(self.extra), **arrays)
+                         extra=per_model(self.extra), **arrays)
 
     # ---------------------------------------------------------------- persistence
     _ARRAYS = ("sc", "W", "emp_fc", "train_bold", "train_fc", "train_r", "test_bold", "test_fc",
