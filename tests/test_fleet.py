@@ -20,7 +20,11 @@ from nmmfit.fit import FitResult
 from nmmfit.fleet import STATUS, CohortStore, FitJob, SubjectRef, run_fleet, run_job
 from nmmfit.fleet.store import SUBJECTS_DIR
 
-TINY = dict(restarts=1, epochs=1, frames=100, progress=False, figures=False)
+TINY = dict(scheme="griffiths2022", restarts=1, epochs=1, frames=100, test_windows="data", progress=False,
+            figures=False)
+"""One stage (the paper's scheme), one epoch of 50 frames, a test run as long as the data."""
+TINY_CLI = ["--scheme", "griffiths2022", "--restarts", "1", "--epochs", "1", "--frames", "100", "--test-windows", "data",
+            "--no-progress", "--no-figures"]
 IDS = [str(s) for s in datasets.dataset_info("hcp_aal2").subjects]
 
 
@@ -79,8 +83,7 @@ def test_store_layout_and_cohort_table(local_cohort):
 def test_local_result_is_fit_subject(local_cohort, tmp_path):
     """A fleet subject's stored fit is `nmmfit fit --subject k`'s, bit for bit."""
     out, _ = local_cohort
-    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", "--restarts", "1", "--epochs", "1", "--frames",
-                 "100", "--out", str(tmp_path / "single"), "--no-progress", "--no-figures"]) == 0
+    assert main(["fit", "--dataset", "hcp_aal2", "--subject", "1", *TINY_CLI, "--out", str(tmp_path / "single")]) == 0
     with np.load(tmp_path / "single" / "result.npz") as z:
         single = {k: z[k] for k in z.files}
     stored = _arrays(out, IDS[1])
@@ -182,7 +185,8 @@ def test_job_of_a_failing_batch_isolates_the_subject(tmp_path):
     """A job whose batch cannot run is fitted subject by subject: only the bad one fails."""
     good = SubjectRef(subject=IDS[0], dataset="hcp_aal2")
     bad = SubjectRef(subject="nobody", dataset="hcp_aal2")
-    result = run_job(FitJob((good, bad), dict(restarts=1, epochs=1, frames=100), 0), threads=1)
+    options = {k: v for k, v in TINY.items() if k not in ("progress", "figures")}
+    result = run_job(FitJob((good, bad), options, 0), threads=1)
     status = {o.subject: o.status for o in result.outcomes}
     assert status == {IDS[0]: "done", "nobody": "failed"}
     assert "nobody" in result.outcomes[1].error and "result.npz" in result.outcomes[0].files
@@ -297,8 +301,7 @@ def test_ray_and_local_engines_give_the_same_subject_fit(ray_cohort_with_a_kill,
 def test_ray_driver_killed_and_rerun_fits_only_the_unfinished(ray_cluster, tmp_path):
     out = tmp_path / "cohort"
     cmd = [sys.executable, "-m", "nmmfit", "fleet", "--engine", "ray", "--address", ray_cluster.address,
-           "--subjects", "0-2", "--restarts", "1", "--epochs", "1", "--frames", "100", "--out", str(out),
-           "--no-progress", "--no-figures"]
+           "--subjects", "0-2", *TINY_CLI, "--out", str(out)]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: list((out / SUBJECTS_DIR).glob(f"*/{STATUS}")), 150, "the first subject stored")

@@ -58,7 +58,7 @@ def check_options(options: Mapping) -> dict:
     bad = sorted(set(options) - allowed)
     if bad:
         raise TypeError(f"options: unknown fit option(s) {bad}; expected names from {sorted(allowed)}")
-    settings = {f.name for f in dataclasses.fields(FitConfig)} & set(options)
+    settings = {f.name for f in dataclasses.fields(FitConfig)} & {k for k, v in options.items() if v is not None}
     FitConfig(**{k: options[k] if k != "lr_scale" else dict(options[k] or {}) for k in settings})
     check_int("restarts", options.get("restarts", 1), 1)
     if options.get("frames") is not None:
