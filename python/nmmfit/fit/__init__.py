@@ -60,6 +60,7 @@ from .loop import Callback, Problem, Run, train
 from .optim import CosineLR, make_optimizer
 from .result import FitResult
 from .stages import fit_stages
+from .uncertainty import Uncertainty, UncertaintyWarning, fitted_uncertainty
 
 
 def _fingerprint(cfg: FitConfig, model, data: torch.Tensor, n_params: int) -> str:
@@ -133,7 +134,7 @@ def _group_fc(group_fc, N: int):
 def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, heldout=None,
         group_fc=None, out_dir=None, resume: bool = False, overwrite: bool = False,
         callback: Callable[[dict], None] | None = None, callbacks=(), progress: bool = False,
-        save_result: bool = True, **settings) -> FitResult:
+        save_result: bool = True, uncertainty=False, **settings) -> FitResult:
     """Fit ``model`` (an :class:`nmmfit.RWW`, trained in place) to ``bold`` and evaluate it.
 
     Args:
@@ -154,6 +155,9 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         callback: called with a dict after every update and epoch (see :class:`.loop.Callback`).
         callbacks: more :class:`.loop.Callback` objects.
         progress: a progress bar on stderr (off by default in the API; the CLI turns it on).
+        uncertainty: ``True`` or a dict of :func:`nmmfit.fit.uncertainty.laplace_uncertainty`
+            settings: intervals for the fitted global parameters at the estimate
+            (``result.uncertainty``, saved with the result).
     """
     from ..model import RWW
 
@@ -203,11 +207,13 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         result.test_fc = fc_matrix(test_bold.double()).numpy()
         result.test_r = fc_r(test_bold, data.cpu())
     score_heldout(result, model, held, group)
+    result.uncertainty = fitted_uncertainty(est, data, cfg, uncertainty)
     result.wall_time = run.elapsed + time.perf_counter() - t_start
     if out_dir is not None and save_result:
         result.save(out_dir)
     return result
 
 
-__all__ = ["fit", "fit_stages", "FitConfig", "FitResult", "FitDivergedError", "CheckpointError", "Callback", "prepare_bold",
+__all__ = ["fit", "fit_stages", "FitConfig", "FitResult", "Uncertainty", "UncertaintyWarning", "FitDivergedError",
+           "CheckpointError", "Callback", "prepare_bold",
            "simulate_test", "CHECKPOINT"]
