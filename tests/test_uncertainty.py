@@ -151,3 +151,31 @@ def test_fit_carries_the_uncertainty_and_it_round_trips(tmp_path):
     np.testing.assert_array_equal(back.upper, u.upper)
     assert back.directions[0][0]["label"] == u.directions[0][0]["label"]
     assert "uncertainty:" in res.summary() and "90% [" in res.summary()
+
+
+# ---------------------------------------------------------------------------- profile intervals
+def test_crossing_interval_finds_the_chi_square_crossings_and_leaves_open_sides_unbounded():
+    from nmmfit.fit.profile import crossing_interval
+
+    grid = np.linspace(-4, 6, 1001)
+    lo, hi = crossing_interval(grid, 2.0 * (grid - 1) ** 2, 2.0)                 # D = 2 (x - 1)^2: x = 1 -+ 1
+    assert lo == pytest.approx(0.0, abs=1e-4) and hi == pytest.approx(2.0, abs=1e-4)
+    lo, hi = crossing_interval(grid, np.where(grid < 1, 2.0 * (grid - 1) ** 2, 0.0), 2.0)   # flat to the right
+    assert lo == pytest.approx(0.0, abs=1e-4) and hi == float("inf")
+    assert all(np.isnan(crossing_interval(grid, np.full_like(grid, np.nan), 2.0)))
+
+
+def test_profile_interval_of_the_real_model_is_stored_and_ordered():
+    from nmmfit.fit.profile import profile_intervals
+
+    est, data = _estimate(), _data(100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        u = laplace_uncertainty(est, data, model_units=True, sim_frames=200, **SETTINGS)
+    out = profile_intervals(est, data, u, ["sigma_out"], points=5, epochs=3, discard_frames=10)
+    p = out["sigma_out"]
+    assert u.profile["sigma_out"] is p and len(p["grid"]) == len(p["profile"]) == 5
+    assert min(p["profile"]) == 0.0 and all(v >= 0 for v in p["profile"])
+    assert 0.001 <= p["lower"] < p["upper"]
+    with pytest.raises(ValueError, match="names"):
+        profile_intervals(est, data, u, ["I_0"])

@@ -36,7 +36,7 @@ import torch
 
 from .._validate import check_int, check_float, check_names
 from ..rng import derive_seed
-from ..stats.fc import fc_matrix, lower_tri
+from ..stats.summary import BoldStatistic
 
 
 
@@ -50,65 +50,6 @@ class UncertaintyWarning(UserWarning):
     """The data do not determine some parameter or direction at the fitted point."""
 
 
-def _acf1(x: torch.Tensor) -> torch.Tensor:
-    x = x - x.mean(-2, keepdim=True)
-    return (x[..., 1:, :] * x[..., :-1, :]).mean(-2) / ((x * x).mean(-2) + 1e-30)
-
-
-REGION_STATISTICS = {
-    "acf": _acf1,
-    "mean": lambda x: x.mean(-2),
-    "logsd": lambda x: torch.log(x.std(-2) + 1e-12),
-}
-"""Per-region statistics of BOLD ``[..., T, N] -> [..., N]``, by name."""
-
-SCALE_FREE = ("acf",)
-"""The per-region statistics that mean something for BOLD in arbitrary units (real data)."""
-
-
-@dataclass(frozen=True)
-class BoldStatistic:
-    """The summary statistic ``s(BOLD)``: a fixed linear read-out of the FC and per-region statistics.
-
-    fc_basis     # [B, N, k] the data FC's leading eigenvectors (one set per model)
-    region_basis # [B, N, m] the uniform vector and the leading FC eigenvectors
-    regional     # names in :data:`REGION_STATISTICS`
-    """
-    fc_basis: torch.Tensor
-    region_basis: torch.Tensor
-    regional: tuple
-
-    @classmethod
-    def from_data(cls, emp: torch.Tensor, *, model_units: bool, fc_modes: int = 3, region_modes: int = 1):
-        """The statistic for the data ``emp # [B, T, N]``; ``model_units``: the BOLD is in the model's
-        units (synthetic data, ``scale="none"``), so its level and amplitude are data too."""
-        check_int("fc_modes", fc_modes, 1)
-        check_int("region_modes", region_modes, 0)
-        fc = fc_matrix(emp.double())                                        # [B, N, N]
-        _, vecs = torch.linalg.eigh(fc)
-        lead = vecs.flip(-1)                                                 # descending eigenvalues
-        N = emp.shape[-1]
-        uniform = torch.full((emp.shape[0], N, 1), 1 / math.sqrt(N), dtype=torch.float64)
-        regional = tuple(REGION_STATISTICS) if model_units else SCALE_FREE
-        return cls(lead[..., :fc_modes], torch.cat([uniform, lead[..., :region_modes]], -1), regional)
-
-    @property
-    def names(self) -> list:
-        k, m = self.fc_basis.shape[-1], self.region_basis.shape[-1]
-        regions = ["u0"] + [f"v{i + 1}" for i in range(m - 1)]
-        return ([f"fc.v{i + 1}" for i in range(k)] + ["fc.mean"]
-                + [f"{n}.{r}" for n in self.regional for r in regions])
-
-    def __call__(self, bold: torch.Tensor) -> torch.Tensor:
-        """``bold # [B, R, T, N]`` (R replicates of model b) -> ``s # [B, R, K]`` (float64, differentiable)."""
-        x = bold.double()
-        fc = fc_matrix(x)                                                    # [B, R, N, N]
-        V, U = self.fc_basis.to(x.device), self.region_basis.to(x.device)
-        parts = [torch.einsum("brij,bik,bjk->brk", fc, V, V), lower_tri(fc).mean(-1, keepdim=True)]
-        parts += [torch.einsum("brn,bnm->brm", REGION_STATISTICS[n](x), U) for n in self.regional]
-        return torch.cat(parts, -1)
-
-
 @dataclass
 class Uncertainty:
     """Uncertainty of B fitted models' parameters (natural units unless said otherwise).
@@ -120,7 +61,9 @@ class Uncertainty:
     "half_width"}`` (relative 90% half-width, inf when undetermined); warnings: per model, what the
     data leave undetermined; statistic: the K statistic names; misfit ``[B]``: the synthetic
     discrepancy of the data from the estimate per statistic, ``D / K`` (~1 when the model
-    reproduces the data's statistics within their noise); level: nominal coverage; settings, wall_time.
+    reproduces the data's statistics within their noise); precision ``[B, K, K]``: the inverse
+    covariance of the statistic over the data's length (not inflated); level: nominal coverage;
+    settings, wall_time; profile: name -> profile-likelihood interval (:mod:`nmmfit.fit.profile`).
     """
     names: list
     estimate: np.ndarray
@@ -133,6 +76,7 @@ class Uncertainty:
     warnings: list
     statistic: list
     misfit: np.ndarray
+    precision: np.ndarray | None = None
     level: float = 0.9
     settings: dict = field(default_factory=dict)
     wall_time: float = 0.0
@@ -162,12 +106,13 @@ class Uncertainty:
     def to_dict(self) -> dict:
         return dict(names=self.names, estimate=self.estimate, se=self.se, lower=self.lower, upper=self.upper,
                     correlation=self.correlation, information=self.information, directions=self.directions,
-                    warnings=self.warnings, statistic=self.statistic, misfit=self.misfit, level=self.level,
+                    warnings=self.warnings, statistic=self.statistic, misfit=self.misfit, precision=self.precision,
+                    level=self.level,
                     settings=self.settings, wall_time=self.wall_time, profile=self.profile)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
-        arrays = ("estimate", "se", "lower", "upper", "correlation", "information", "misfit")
+        arrays = ("estimate", "se", "lower", "upper", "correlation", "information", "misfit", "precision")
         return cls(**{k: (np.asarray(v, dtype=float) if k in arrays else v) for k, v in d.items()})
 
 
@@ -335,22 +280,23 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
         raise ValueError("uncertainty: the model has no fitted global parameters")
     data = data.detach().double().cpu()
     B, T, _ = data.shape
-    cfg = _settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed)
+    cfg = dict(_settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed),
+               model_units=bool(model_units))
     stat = BoldStatistic.from_data(data, model_units=model_units)
     with torch.no_grad():
         value = torch.stack([est.value(n).detach().double().cpu() for n in names], -1)       # [B, P]
     seed_ = derive_seed("uncertainty", seed) % 2**62
     draws = stat(_replicates(est, {}, torch.arange(cfg["replicates"]), T, cfg["burn_in"], seed_).cpu())  # [B, R, K]
-    precision = hartlap_precision(draws)
-    if sim_frames is not None:
-        precision = precision / (1 + T / sim_frames)
+    precision = hartlap_precision(draws)                                                   # [B, K, K]
+    inflated = precision / (1 + T / sim_frames) if sim_frames is not None else precision
     jac = _jacobian(est, names, value, stat, replicates=cfg["jacobian_replicates"], rel_step=cfg["rel_step"],
                     frames=T, burn_in=cfg["burn_in"], seed=seed_, first_stream=cfg["replicates"]).cpu()
-    info = fisher_information(jac, precision).numpy()                                        # [B, P, P]
+    info = fisher_information(jac, inflated).numpy()                                         # [B, P, P]
     gap = stat(data[:, None])[:, 0] - draws.mean(1)                                       # [B, K]
     misfit = (gap[:, None] @ precision @ gap[:, :, None]).reshape(B) / (1 + 1 / cfg["replicates"]) / gap.shape[-1]
     out = _assemble(est, names, value, info, normal_quantile(level))
-    return Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), level=cfg["level"], settings=cfg,
+    return Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), precision=precision.numpy(),
+                       level=cfg["level"], settings=cfg,
                        wall_time=time.perf_counter() - t0, **out)
 
 
@@ -409,5 +355,4 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | 
 
 
 __all__ = ["fitted_uncertainty", "Uncertainty", "UncertaintyWarning", "BoldStatistic", "laplace_uncertainty", "hartlap_precision",
-           "fisher_information", "spectral_covariance", "identifiability", "direction_label", "normal_quantile",
-           "REGION_STATISTICS"]
+           "fisher_information", "spectral_covariance", "identifiability", "direction_label", "normal_quantile"]
