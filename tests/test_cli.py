@@ -74,7 +74,9 @@ def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "train FC r" in text and "in-sample FC r" in text and "held-out FC r" in text and "wall time" in text
-    for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png"):
+    assert "what the data determine" in text and "90% [" in text and "with the gains reset" in text
+    for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png",
+              "uncertainty.png", "uncertainty.csv"):
         assert (out / f).exists(), f
     res = FitResult.load(out)
     assert res.epochs_completed == 1 and res.test_r.shape == (2,)

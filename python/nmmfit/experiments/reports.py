@@ -83,6 +83,7 @@ class SubjectFitReport(Report):
     out: str = ""
     stages: list = field(default_factory=list)
     start: dict = field(default_factory=dict)
+    uncertainty: list = field(default_factory=list)
 
     def summary(self) -> str:
         b = self.best
@@ -94,6 +95,7 @@ class SubjectFitReport(Report):
                  f"held-out FC r per restart: {_r(self.heldout_r)}",
                  f"restart {b}:", *_score_lines(self.scores), *stage_lines(self.stages, self.start, b, "  "),
                  f"fitted (restart {b}): {_values(self.fitted)}", *[f"warning: {w}" for w in self.warnings],
+                 *([f"what the data determine (restart {b}):"] + self.uncertainty if self.uncertainty else []),
                   f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
         return "\n".join(lines)
 

@@ -140,9 +140,17 @@ class FitResult:
                      for name, v in self.fitted.items()]
             lines.append(f"  [{b}] " + " ".join(parts))
             lines += [f"      {label}: {v:.3f}" for label, v in self.scores(b).items()]
-            if self.uncertainty is not None:
-                lines += ["      uncertainty:"] + ["    " + s for s in self.uncertainty.summary(b).splitlines()]
+            lines += ["    " + s for s in self.uncertainty_lines(b)]
         return "\n".join(lines)
+
+    def uncertainty_lines(self, b: int) -> list:
+        """Model ``b``'s intervals, identified directions and what the SC gains carry, one per line
+        (empty when the fit computed no uncertainty)."""
+        lines = []
+        if "test_r_gains_reset" in self.extra and self.test_r is not None:
+            lines.append(f"  SC gains: in-sample FC r {float(self.test_r[b]):.3f} fitted, "
+                         f"{float(np.asarray(self.extra['test_r_gains_reset'])[b]):.3f} with the gains reset")
+        return lines + ([] if self.uncertainty is None else self.uncertainty.summary(b).splitlines())
 
     def best(self) -> int:
         """Index of the model with the highest train FC r (else the lowest final loss). Chosen on

@@ -135,6 +135,7 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
 
     stages = tuple(model.scheme.stages if stages is None else stages)
     test = fit_kw.pop("test", True)
+    uncertainty = fit_kw.pop("uncertainty", False)            # of the final fit only
     start = {n: _per_model(model.value(n).detach().cpu()) for n in model.fitted}
     n_epochs = _stage_epochs(stages, epochs, stage_epochs)
     previous, summaries, B = None, [], model.B
@@ -146,6 +147,7 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
             model.set_gains(gains_from_fc(model.sc, target, model.scheme.gain_form))
         objective = stage_objective(model, stage, target, previous, prev_gains)
         settings = dict(fit_kw, lr_scale={**stage.lr_scale, **dict(lr_scale or {})}, test=test and last,
+                        uncertainty=uncertainty if last else False,
                         **({} if n_epochs[i] is None else {"epochs": n_epochs[i]}))
         result = fit(model, _tile(bold, stage.frames), objective=objective, heldout=heldout if last else None,
                      group_fc=group_fc if last else None, out_dir=_stage_dir(out_dir, i, stage, last),

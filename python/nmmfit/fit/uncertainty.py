@@ -348,6 +348,10 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | 
         return None
     if not (settings is True or isinstance(settings, dict)):
         raise TypeError(f"uncertainty: expected True, False or a dict of laplace_uncertainty settings, got {settings!r}")
+    if all(n in est.regional for n in est.fitted):
+        warnings.warn("uncertainty: every fitted parameter is regional; intervals cover global parameters only",
+                      UncertaintyWarning, stacklevel=3)
+        return None
     kw = dict(model_units=cfg.scale == "none", seed=cfg.seed,
               sim_frames=(cfg.sim_frames or data.shape[1]) - cfg.discard_frames if cfg.mode == "full" else data.shape[1])
     kw.update(settings if isinstance(settings, dict) else {})
