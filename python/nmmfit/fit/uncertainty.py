@@ -21,7 +21,7 @@ the scheme's transforms to natural units. Directions the data do not determine (
 non-finite information matrix, a parameter at the floor of its transform) give a warning and
 infinite (or NaN) intervals, never a finite interval the data do not support.
 
-Imports: model (RWW), stats.fc, _validate. Imported by fit (the ``uncertainty=`` hook),
+Imports: model (RWW, lazily), stats.summary, rng, _validate. Imported by fit (the ``uncertainty=`` hook),
 fit.profile, experiments, cli, plots.
 """
 from __future__ import annotations
