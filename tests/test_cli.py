@@ -222,3 +222,20 @@ def test_recover_starts_schemes():
     assert bool(((paper["g"] > 79.6) & (paper["g"] < 80.4)).all())          # the paper's g ~ 80 +- 0.3
     uni = recover_starts(SYNTHETIC_TRUTH, 3, spread=0.4)
     assert bool(((uni["g"] >= 60) & (uni["g"] <= 140)).all())
+
+
+def test_perturb_sc_adds_uniform_noise_to_existing_connections_only():
+    from nmmfit.experiments.recover import perturb_sc
+
+    rng = np.random.default_rng(0)
+    sc = rng.uniform(0, 0.5, (8, 8))
+    sc[rng.uniform(size=(8, 8)) < 0.4] = 0
+    sc = np.triu(sc, 1) + np.triu(sc, 1).T
+    p = perturb_sc(sc, seed=1)
+    d = p - sc
+    assert np.all(d[sc == 0] == 0) and np.all((d[sc > 0] > 0) & (d[sc > 0] < 0.2))
+    np.testing.assert_array_equal(p, p.T)
+    np.testing.assert_array_equal(p, perturb_sc(sc, seed=1))
+    assert not np.array_equal(p, perturb_sc(sc, seed=2))
+    with pytest.raises(ValueError, match="amount"):
+        perturb_sc(sc, amount=-1.0)

@@ -287,14 +287,11 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
     - starts: ``start="uniform"``, each fitted parameter uniform within +-``spread`` (40%) of the
       truth, or ``start="paper"``, the paper's initial values (:func:`recover_starts`).
     - fitted: g, g_EE, g_IE, g_EI, sigma_out; I_0 = 0.2 is fixed (as in the paper) and the
-      state-noise std is fixed *at its true value* 0.02 (stated: it is not fitted). No SC gains;
-      ``gains=True``: the paper's gains experiment, fitted from a perturbed SC
-      (:func:`perturb_sc`: ``SC[SC > 0] += U(0, 0.2)`` before the log1p normalisation) with the
-      true SC to be recovered (R^2 of fitted vs true coupling and of simulated vs synthetic FC,
-      beside the paper's 0.62 and 0.66).
-    - ``uncertainty``: every start's 90% intervals (:mod:`nmmfit.fit.uncertainty`) against the
-      truth and the directions the data determine (True, False or a dict of settings). The bar:
-      g, g_EE and sigma_out within 10% (:data:`IDENTIFIABLE`), every interval covering the truth.
+      state-noise std is fixed *at its true value* 0.02 (stated: it is not fitted). ``gains``: the
+      paper's gains experiment, fitted from a perturbed SC (:func:`perturb_sc`), R^2 of fitted vs
+      true coupling and of the FC beside the paper's. ``uncertainty`` (:mod:`nmmfit.fit.uncertainty`):
+      every start's 90% intervals against the truth, the directions the data determine; the bar is
+      g, g_EE, sigma_out within 10% (:data:`IDENTIFIABLE`) and every interval covering the truth.
     - test: the paper's protocol (fresh state, 2 windows discarded, ``test_windows`` = 120
       windows); the same test run of the *true* parameters is reported as the reference
       ("truth_test_r"): the test r the data's finite length allows.
@@ -328,11 +325,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                   optimizer=s["optimizer"], test_windows=test_windows, out_dir=out, overwrite=overwrite, progress=progress,
                   save_result=False, uncertainty=uncertainty,
                   **_fit_settings(s, objective, frames, sim_factor, discard_frames, lr_scale, starts_np, fit))
-    # the reference: the same test protocol with the true parameters
-    ref = RWW(subj.sc, fit=(), init=truth, fit_gains=False, **sim_kw)
-    tb = simulate_test(ref, n_windows=res.config["test_windows"], window=window,
-                       seed=derive_seed("test", seed) % (2**62))
-    truth_test_r = float(fc_correlation(tb[0].double(), torch.as_tensor(bold)))
+    ref, truth_test_r = _reference(subj, truth, bold, res.config["test_windows"], window, sim_kw)
     res.extra.update(truth=truth, starts=starts_np, dataset=subj.name, truth_test_r=truth_test_r)
     res.save(out)
 
@@ -352,10 +345,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
         dataset=subj.name, N=int(subj.N), frames=frames, starts=starts, start_scheme=start,
         spread=spread if start == "uniform" else None, objective=objective, optimizer=s["optimizer"], mode=s["mode"],
         epochs=res.epochs_completed, gains=gains, fitted=list(fit), fixed_at_truth=["I_0", "sigma"], parameters=table,
-        all_within_10pct=all(table[n]["within_10pct"] for n in RECOVER_NAMES if n in table), derived=derived,
-        identifiable_within_10pct=all(table[n]["within_10pct"] for n in IDENTIFIABLE if n in table),
-        intervals=None if res.uncertainty is None else _interval_table(res.uncertainty, truth, res.history["loss"][-1]),
-        coupling=_coupling_recovery(ref, res, subj.N) if gains else None,
+        derived=derived, **_bars(table, res, truth), coupling=_coupling_recovery(ref, res, subj.N) if gains else None,
         train_r=res.train_r.tolist() if res.train_r is not None else None,
         test_r=test_r.tolist() if test_r is not None else None,
         median_test_r=float(np.median(test_r)) if test_r is not None else None, truth_test_r=truth_test_r,
@@ -363,6 +353,22 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
         scan=scan_report, profile=profile_report, figures=figs, out=str(out))
     report.save(out / "report.json")
     return report
+
+
+def _reference(subj, truth, bold, test_windows: int, window: int, sim_kw: dict) -> tuple:
+    """The true parameters' model and its test FC r on the same protocol (the r the data allow)."""
+    ref = RWW(subj.sc, fit=(), init=truth, fit_gains=False, **sim_kw)
+    tb = simulate_test(ref, n_windows=test_windows, window=window, seed=derive_seed("test", sim_kw["seed"]) % (2**62))
+    return ref, float(fc_correlation(tb[0].double(), torch.as_tensor(bold)))
+
+
+def _bars(table: dict, res, truth) -> dict:
+    """The recovery's verdicts: the old bar (all four couplings within 10%), the identifiable
+    parameters within 10%, and every start's intervals against the truth."""
+    return dict(all_within_10pct=all(table[n]["within_10pct"] for n in RECOVER_NAMES if n in table),
+                identifiable_within_10pct=all(table[n]["within_10pct"] for n in IDENTIFIABLE if n in table),
+                intervals=None if res.uncertainty is None else _interval_table(res.uncertainty, truth,
+                                                                               res.history["loss"][-1]))
 
 
 def _recovery_figures(out, res, subj, truth, names, recovered, derived, starts_np, truth_test_r, title, bold) -> list:
