@@ -343,7 +343,8 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | 
     """The ``uncertainty=`` hook of :func:`nmmfit.fit`: ``settings`` False/None (none), True
     (defaults) or a dict of :func:`laplace_uncertainty` keywords; the fit's configuration ``cfg``
     says whether the data are in model units and how long the simulation it was fitted against was
-    (full mode: ``sim_frames - discard_frames``; windowed: the data's length)."""
+    (full mode: ``sim_frames - discard_frames``; windowed: the data's length). SC gains and
+    regional parameters are held at their fitted values: the intervals are conditional on them."""
     if settings is None or settings is False:
         return None
     if not (settings is True or isinstance(settings, dict)):
