@@ -18,7 +18,7 @@ import torch
 from .._validate import check_float, check_int, check_names
 from ..losses import Objective, SyntheticLikelihoodLoss
 from ..stats.summary import BoldStatistic
-from .uncertainty import Uncertainty, normal_quantile
+from .uncertainty import STATISTIC_KEYS, Uncertainty, normal_quantile
 
 
 def crossing_interval(grid: np.ndarray, profile: np.ndarray, threshold: float) -> tuple:
@@ -71,7 +71,7 @@ def profile_intervals(est, data: torch.Tensor, unc: Uncertainty, names=None, *, 
     T = data.shape[1]
     T_sim = int(round(check_float("sim_factor", sim_factor, 0, open_min=True) * T))
     emp = data[b].detach().double().cpu()                                            # [T, N]
-    stat = BoldStatistic.from_data(emp[None].expand(points, -1, -1), model_units=unc.settings.get("model_units", True))
+    stat = BoldStatistic.from_data(emp[None].expand(points, -1, -1), **{k: unc.settings[k] for k in STATISTIC_KEYS})
     prec = torch.as_tensor(unc.precision[b]).expand(points, -1, -1) / (1 + T / T_sim)
     z2 = normal_quantile(unc.level) ** 2
     out = {}

@@ -46,6 +46,10 @@ def normal_quantile(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + 0.5 * check_float("level", level, 0, 1, open_min=True, open_max=True))
 
 
+STATISTIC_KEYS = ("model_units", "fc_modes", "region_modes")
+"""The settings of :func:`laplace_uncertainty` that define its statistic (kept in ``Uncertainty.settings``)."""
+
+
 class UncertaintyWarning(UserWarning):
     """The data do not determine some parameter or direction at the fitted point."""
 
@@ -261,7 +265,8 @@ def _settings(names, replicates, jacobian_replicates, rel_step, frames, sim_fram
 
 def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: bool = False, replicates: int = 40,
                         jacobian_replicates: int = 4, rel_step: float = 0.02, sim_frames: int | None = None,
-                        burn_in: int = 40, level: float = 0.9, seed: int = 0) -> Uncertainty:
+                        burn_in: int = 40, level: float = 0.9, seed: int = 0, fc_modes: int = 3,
+                        region_modes: int = 1) -> Uncertainty:
     """Intervals for ``est``'s global parameters ``names`` (default: its fitted global ones) from the
     data ``data # [B, T, N]`` it was fitted to (as the fit saw it: scaled), by the synthetic-likelihood
     Fisher information (module docstring).
@@ -270,7 +275,8 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     derivatives (steps of ``rel_step`` times each value); ``sim_frames``: the length of the
     simulation the estimate was fitted against (None: a fit to the data's own statistics, no
     inflation); ``model_units``: the data are in the model's units (level and amplitude count);
-    ``burn_in`` frames are simulated and dropped before each replicate."""
+    ``burn_in`` frames are simulated and dropped before each replicate; ``fc_modes``,
+    ``region_modes``: the statistic's size (:meth:`BoldStatistic.from_data`)."""
     import time
 
     t0 = time.perf_counter()
@@ -281,8 +287,8 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     data = data.detach().double().cpu()
     B, T, _ = data.shape
     cfg = dict(_settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed),
-               model_units=bool(model_units))
-    stat = BoldStatistic.from_data(data, model_units=model_units)
+               model_units=bool(model_units), fc_modes=fc_modes, region_modes=region_modes)
+    stat = BoldStatistic.from_data(data, model_units=model_units, fc_modes=fc_modes, region_modes=region_modes)
     with torch.no_grad():
         value = torch.stack([est.value(n).detach().double().cpu() for n in names], -1)       # [B, P]
     seed_ = derive_seed("uncertainty", seed) % 2**62
