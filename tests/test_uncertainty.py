@@ -150,7 +150,7 @@ def test_fit_carries_the_uncertainty_and_it_round_trips(tmp_path):
     back = FitResult.load(tmp_path).uncertainty
     np.testing.assert_array_equal(back.upper, u.upper)
     assert back.directions[0][0]["label"] == u.directions[0][0]["label"]
-    assert "uncertainty:" in res.summary() and "90% [" in res.summary()
+    assert "90% [" in res.summary() and "misfit D/K" in res.summary()
 
 
 # ---------------------------------------------------------------------------- profile intervals
