@@ -179,3 +179,12 @@ def test_profile_interval_of_the_real_model_is_stored_and_ordered():
     assert 0.001 <= p["lower"] < p["upper"]
     with pytest.raises(ValueError, match="names"):
         profile_intervals(est, data, u, ["I_0"])
+
+
+def test_data_of_the_wrong_shape_or_with_nan_is_refused_by_name():
+    bad = _data(60).clone()
+    bad[0, 3, 2] = float("nan")
+    with pytest.raises(ValueError, match="data"):
+        laplace_uncertainty(_estimate(), bad)
+    with pytest.raises(ValueError, match=r"data: expected shape \[B=1, T, N=6\]"):
+        laplace_uncertainty(_estimate(), _data(60)[:, :, :4])

@@ -4,20 +4,21 @@ The BOLD is summarised by a low-dimensional statistic ``s`` (:class:`BoldStatist
 data FC's leading eigenvectors and its mean, and the per-region lag-1 autocorrelation, level and
 amplitude projected on the uniform vector and the leading FC eigenvector). Near the fitted point
 ``s_obs ~ N(mu(theta), Sigma)`` (a synthetic likelihood, Wood 2010), so the information about the
-unconstrained parameters is ``J^T Sigma^-1 J`` with
+parameters (natural units) is ``J^T Sigma^-1 J`` with
 
 - ``Sigma``: the covariance of ``s`` over ``replicates`` simulations of the data's length with
   independent seeds at the estimate, its inverse debiased by the Hartlap factor
   ``(R - K - 2) / (R - 1)`` (a sample covariance of R replicates overstates the information);
-- ``J = d mu / d raw``: central differences with common random numbers (the same seeds on both
+- ``J = d mu / d theta``: central differences with common random numbers (the same seeds on both
   sides, so the difference is the pathwise derivative, not noise) averaged over
   ``jacobian_replicates`` seeds; the noise of that average is subtracted from ``J^T A J``
   (otherwise a parameter the data do not see would gain information from noise alone).
 
 Every simulation of a call is one batched kernel call. The covariance is inflated by
 ``1 + T / T_sim`` when the estimate was fitted against a simulation of ``T_sim`` frames (its noise
-adds to the data's). Intervals are symmetric in the unconstrained parameter and mapped through
-the scheme's transforms to natural units. Directions the data do not determine (a singular or
+adds to the data's). Intervals are symmetric in the unconstrained parameter (its standard error
+from the natural one through the transform's slope) and mapped through the scheme's transforms to
+natural units. Directions the data do not determine (a singular or
 non-finite information matrix, a parameter at the floor of its transform) give a warning and
 infinite (or NaN) intervals, never a finite interval the data do not support.
 
@@ -27,17 +28,17 @@ fit.profile, experiments, cli, plots.
 from __future__ import annotations
 
 import math
+import time
 import warnings
-from statistics import NormalDist
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 import torch
 
-from .._validate import check_int, check_float, check_names
+from .._validate import check_float, check_int, check_names, check_tensor
 from ..rng import derive_seed
 from ..stats.summary import BoldStatistic
-
 
 
 def normal_quantile(level: float) -> float:
@@ -60,7 +61,7 @@ class Uncertainty:
 
     names: the P parameters; estimate, se, lower, upper ``[B, P]`` (90% intervals; inf where the data
     do not bound a parameter, NaN where the computation failed); correlation ``[B, P, P]``;
-    information ``[B, P, P]`` about the unconstrained parameters; directions: per model, the
+    information ``[B, P, P]`` about the parameters (natural units); directions: per model, the
     information's eigen-directions in relative units, each ``{"label", "coefficients" [P],
     "half_width"}`` (relative 90% half-width, inf when undetermined); warnings: per model, what the
     data leave undetermined; statistic: the K statistic names; misfit ``[B]``: the synthetic
@@ -277,15 +278,15 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     inflation); ``model_units``: the data are in the model's units (level and amplitude count);
     ``burn_in`` frames are simulated and dropped before each replicate; ``fc_modes``,
     ``region_modes``: the statistic's size (:meth:`BoldStatistic.from_data`)."""
-    import time
-
     t0 = time.perf_counter()
     names = [n for n in (est.fitted if names is None else check_names("names", names, est.fitted, "fitted names"))
              if n not in est.regional]
     if not names:
         raise ValueError("uncertainty: the model has no fitted global parameters")
-    data = data.detach().double().cpu()
-    B, T, _ = data.shape
+    data = check_tensor("data", data, dims=(3,)).detach().double().cpu()                # [B, T, N]
+    B, T, N = data.shape
+    if B != est.B or N != est.N:
+        raise ValueError(f"data: expected shape [B={est.B}, T, N={est.N}] (the model's), got {list(data.shape)}")
     cfg = dict(_settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed),
                model_units=bool(model_units), fc_modes=fc_modes, region_modes=region_modes)
     stat = BoldStatistic.from_data(data, model_units=model_units, fc_modes=fc_modes, region_modes=region_modes)
