@@ -22,6 +22,7 @@ import torch
 
 from nmmfit import datasets
 from nmmfit.fit import fit
+from nmmfit.fit.uncertainty import laplace_uncertainty
 from nmmfit.experiments.recover import recover_starts
 from nmmfit.losses import moments_objective
 from nmmfit.model import RWW
@@ -47,6 +48,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--unc-replicates", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--estimates-from", default=None, metavar="JSON",
+                    help="a previous run's calibration.json (same replicates, frames, seed): reuse its fitted "
+                         "values and recompute only the intervals")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -57,16 +61,19 @@ def main(argv=None) -> dict:
     starts = recover_starts(truth, R, spread=0.4, seed=a.seed, names=FIT)
     model = RWW(subj.sc, batch=R, fit=FIT, init={**truth, **starts}, fit_gains=False, seed=a.seed + 1)
     t0 = time.perf_counter()
-    res = fit(model, bold, objective=moments_objective(), scale="none", mode="full", optimizer="lbfgs", lr=1.0,
-              epochs=a.epochs, sim_frames=2 * T + 100, discard_frames=100, resample_noise=False, test=False,
-              lr_scale={k: float(np.mean(np.abs(np.asarray(starts[k])))) for k in FIT},
-              uncertainty=dict(replicates=a.unc_replicates))
-    u = res.uncertainty
+    if a.estimates_from:
+        u, fit_time, epochs = reuse_fit(a.estimates_from, subj.sc, truth, bold, a)
+    else:
+        res = fit(model, bold, objective=moments_objective(), scale="none", mode="full", optimizer="lbfgs", lr=1.0,
+                  epochs=a.epochs, sim_frames=2 * T + 100, discard_frames=100, resample_noise=False, test=False,
+                  lr_scale={k: float(np.mean(np.abs(np.asarray(starts[k])))) for k in FIT},
+                  uncertainty=dict(replicates=a.unc_replicates))
+        u, fit_time, epochs = res.uncertainty, res.train_time, res.epochs_completed
     covered = u.covers(truth)                                                       # [R, P]
     width = u.upper - u.lower
     est = u.estimate
-    rep = dict(replicates=R, frames=T, epochs=res.epochs_completed, dataset=subj.name, truth=truth,
-               fit_time=res.train_time, uncertainty_time=u.wall_time, settings=u.settings,
+    rep = dict(replicates=R, frames=T, epochs=epochs, dataset=subj.name, truth=truth, estimates_from=a.estimates_from,
+               fit_time=fit_time, uncertainty_time=u.wall_time, settings=u.settings,
                parameters={n: dict(coverage=float(covered[:, i].mean()), median_width=float(np.median(width[:, i])),
                                    median_rel_width=float(np.median(width[:, i]) / truth[n]),
                                    median_abs_rel_error=float(np.median(np.abs(est[:, i] / truth[n] - 1))),
@@ -80,13 +87,28 @@ def main(argv=None) -> dict:
     return rep
 
 
+def reuse_fit(path, sc, truth, bold, a):
+    """The intervals of a previous run's fitted values (its ``uncertainty.estimate``), recomputed
+    as :func:`nmmfit.fit` computes them for that run (fit seed + 1, simulation of 2T frames)."""
+    prev = json.loads(Path(path).read_text())
+    if (prev["replicates"], prev["frames"]) != (a.replicates, a.frames):
+        raise ValueError(f"--estimates-from: {path} has {prev['replicates']} replicates x {prev['frames']} frames")
+    est = np.asarray(prev["uncertainty"]["estimate"])                                 # [R, P]
+    model = RWW(sc, batch=a.replicates, fit=FIT, init={**truth, **{n: est[:, i] for i, n in enumerate(FIT)}},
+                fit_gains=False, seed=a.seed + 1)
+    u = laplace_uncertainty(model, bold.double(), model_units=True, sim_frames=2 * a.frames,
+                            replicates=a.unc_replicates, seed=a.seed + 1)
+    return u, prev["fit_time"], prev["epochs"]
+
+
 def table(rep: dict) -> str:
     lines = ["| parameter | truth | coverage (nominal 90%) | median width | median width / truth | "
              "median abs rel error | unbounded |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {n} | {rep['truth'][n]:g} | {p['coverage']:.2f} | {p['median_width']:.4g} | "
               f"{p['median_rel_width']:.3g} | {p['median_abs_rel_error']:.3f} | {p['infinite']} |"
               for n, p in rep["parameters"].items()]
-    lines.append(f"\n{rep['replicates']} replicates x {rep['frames']} frames; fit {rep['fit_time']:.0f} s "
+    reused = f" (fitted values of {rep['estimates_from']})" if rep.get("estimates_from") else ""
+    lines.append(f"\n{rep['replicates']} replicates x {rep['frames']} frames{reused}; fit {rep['fit_time']:.0f} s "
                  f"({rep['epochs']} L-BFGS iterations), uncertainty {rep['uncertainty_time']:.0f} s; "
                  f"median misfit D/K {rep['misfit_median']:.2f}; {rep['date']}; {rep['uptime']}")
     return "\n".join(lines)

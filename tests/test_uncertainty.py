@@ -188,3 +188,13 @@ def test_data_of_the_wrong_shape_or_with_nan_is_refused_by_name():
         laplace_uncertainty(_estimate(), bad)
     with pytest.raises(ValueError, match=r"data: expected shape \[B=1, T, N=6\]"):
         laplace_uncertainty(_estimate(), _data(60)[:, :, :4])
+
+
+def test_the_data_look_like_the_replicates_at_the_truth():
+    """misfit D/K ~ chi2_K / K at the data-generating values: the replicates reproduce the data's
+    statistics within their noise (a wrong covariance, statistic or simulation shows here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        misfit = [laplace_uncertainty(_estimate(), _data(300, seed=s), model_units=True,
+                                      **dict(SETTINGS, jacobian_replicates=1)).misfit[0] for s in (4, 5, 6)]
+    assert 0.2 < np.mean(misfit) < 2.5, misfit

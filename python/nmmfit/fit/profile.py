@@ -71,7 +71,9 @@ def profile_intervals(est, data: torch.Tensor, unc: Uncertainty, names=None, *, 
     T = data.shape[1]
     T_sim = int(round(check_float("sim_factor", sim_factor, 0, open_min=True) * T))
     emp = data[b].detach().double().cpu()                                            # [T, N]
-    stat = BoldStatistic.from_data(emp[None].expand(points, -1, -1), **{k: unc.settings[k] for k in STATISTIC_KEYS})
+    with torch.no_grad():
+        coupling = est.coupling().expand(est.B, est.N, est.N)[b].cpu()
+    stat = BoldStatistic.for_coupling(coupling.expand(points, -1, -1), **{k: unc.settings[k] for k in STATISTIC_KEYS})
     prec = torch.as_tensor(unc.precision[b]).expand(points, -1, -1) / (1 + T / T_sim)
     z2 = normal_quantile(unc.level) ** 2
     out = {}

@@ -1,8 +1,8 @@
 """What the data determine at a fitted point: a synthetic-likelihood Fisher (Gauss-Newton) approximation.
 
 The BOLD is summarised by a low-dimensional statistic ``s`` (:class:`BoldStatistic`: the FC on the
-data FC's leading eigenvectors and its mean, and the per-region lag-1 autocorrelation, level and
-amplitude projected on the uniform vector and the leading FC eigenvector). Near the fitted point
+coupling's leading eigenvectors and its mean, and the per-region lag-1 autocorrelation, level and
+amplitude projected on the uniform vector and the coupling's leading eigenvector). Near the fitted point
 ``s_obs ~ N(mu(theta), Sigma)`` (a synthetic likelihood, Wood 2010), so the information about the
 parameters (natural units) is ``J^T Sigma^-1 J`` with
 
@@ -277,7 +277,7 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     simulation the estimate was fitted against (None: a fit to the data's own statistics, no
     inflation); ``model_units``: the data are in the model's units (level and amplitude count);
     ``burn_in`` frames are simulated and dropped before each replicate; ``fc_modes``,
-    ``region_modes``: the statistic's size (:meth:`BoldStatistic.from_data`)."""
+    ``region_modes``: the statistic's size (:meth:`BoldStatistic.for_coupling`)."""
     t0 = time.perf_counter()
     names = [n for n in (est.fitted if names is None else check_names("names", names, est.fitted, "fitted names"))
              if n not in est.regional]
@@ -289,7 +289,9 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
         raise ValueError(f"data: expected shape [B={est.B}, T, N={est.N}] (the model's), got {list(data.shape)}")
     cfg = dict(_settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed),
                model_units=bool(model_units), fc_modes=fc_modes, region_modes=region_modes)
-    stat = BoldStatistic.from_data(data, model_units=model_units, fc_modes=fc_modes, region_modes=region_modes)
+    with torch.no_grad():
+        coupling = est.coupling().expand(B, N, N)
+    stat = BoldStatistic.for_coupling(coupling, model_units=model_units, fc_modes=fc_modes, region_modes=region_modes)
     with torch.no_grad():
         value = torch.stack([est.value(n).detach().double().cpu() for n in names], -1)       # [B, P]
     seed_ = derive_seed("uncertainty", seed) % 2**62

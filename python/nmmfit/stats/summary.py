@@ -1,7 +1,7 @@
 """A low-dimensional summary statistic of BOLD for synthetic likelihoods: the FC read out on the
-data FC's leading eigenvectors and its mean, and per-region statistics (lag-1 autocorrelation;
+coupling's leading eigenvectors and its mean, and per-region statistics (lag-1 autocorrelation;
 for BOLD in the model's units also the level and the log amplitude) projected on the uniform
-vector and the leading FC eigenvectors. About ten numbers instead of thousands, so that their
+vector and the coupling's leading eigenvectors. About ten numbers instead of thousands, so that their
 covariance can be estimated from a few dozen simulated replicates; the FC modes carry the
 coupling strength and pattern, the level g_EE's excitation, the autocorrelation the output noise.
 
@@ -38,8 +38,8 @@ SCALE_FREE = ("acf",)
 class BoldStatistic:
     """The summary statistic ``s(BOLD)``: a fixed linear read-out of the FC and per-region statistics.
 
-    fc_basis     # [B, N, k] the data FC's leading eigenvectors (one set per model)
-    region_basis # [B, N, m] the uniform vector and the leading FC eigenvectors
+    fc_basis     # [B, N, k] the coupling's leading eigenvectors (one set per model)
+    region_basis # [B, N, m] the uniform vector and the coupling's leading eigenvectors
     regional     # names in :data:`REGION_STATISTICS`
     """
     fc_basis: torch.Tensor
@@ -47,16 +47,19 @@ class BoldStatistic:
     regional: tuple
 
     @classmethod
-    def from_data(cls, emp: torch.Tensor, *, model_units: bool, fc_modes: int = 3, region_modes: int = 1):
-        """The statistic for the data ``emp # [B, T, N]``; ``model_units``: the BOLD is in the model's
-        units (synthetic data, ``scale="none"``), so its level and amplitude are data too."""
+    def for_coupling(cls, coupling: torch.Tensor, *, model_units: bool, fc_modes: int = 3, region_modes: int = 1):
+        """The statistic read out on the leading eigenvectors of the models' coupling ``# [B, N, N]``
+        (structure the model's FC follows, fixed before any BOLD is seen: a basis taken from the data's
+        own FC would select its noise, and the data's statistics would look further from the model's
+        than they are); ``model_units``: the BOLD is in the model's units (synthetic data,
+        ``scale="none"``), so its level and amplitude are data too."""
         check_int("fc_modes", fc_modes, 1)
         check_int("region_modes", region_modes, 0)
-        fc = fc_matrix(emp.double())                                        # [B, N, N]
-        _, vecs = torch.linalg.eigh(fc)
+        w = coupling.detach().double().cpu()
+        _, vecs = torch.linalg.eigh(0.5 * (w + w.transpose(-1, -2)))
         lead = vecs.flip(-1)                                                 # descending eigenvalues
-        N = emp.shape[-1]
-        uniform = torch.full((emp.shape[0], N, 1), 1 / math.sqrt(N), dtype=torch.float64)
+        B, N = w.shape[0], w.shape[-1]
+        uniform = torch.full((B, N, 1), 1 / math.sqrt(N), dtype=torch.float64)
         regional = tuple(REGION_STATISTICS) if model_units else SCALE_FREE
         return cls(lead[..., :fc_modes], torch.cat([uniform, lead[..., :region_modes]], -1), regional)
 
