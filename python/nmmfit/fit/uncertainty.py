@@ -59,7 +59,9 @@ class UncertaintyWarning(UserWarning):
 class Uncertainty:
     """Uncertainty of B fitted models' parameters (natural units unless said otherwise).
 
-    names: the P parameters; estimate, se, lower, upper ``[B, P]`` (90% intervals; inf where the data
+    names: the P parameters; fitted ``[B, P]``: the fit's values; estimate, se, lower, upper ``[B, P]``
+    (the intervals' centre: the fitted values after one Fisher-scoring step of the synthetic
+    likelihood, :func:`scoring_step`; 90% intervals; inf where the data
     do not bound a parameter, NaN where the computation failed); correlation ``[B, P, P]``;
     information ``[B, P, P]`` about the parameters (natural units); directions: per model, the
     information's eigen-directions in relative units, each ``{"label", "coefficients" [P],
@@ -82,6 +84,7 @@ class Uncertainty:
     statistic: list
     misfit: np.ndarray
     precision: np.ndarray | None = None
+    fitted: np.ndarray | None = None
     level: float = 0.9
     settings: dict = field(default_factory=dict)
     wall_time: float = 0.0
@@ -101,8 +104,9 @@ class Uncertainty:
     def summary(self, b: int = 0) -> str:
         """Model ``b``'s intervals, identified directions and warnings, one per line."""
         pct = int(round(100 * self.level))
-        lines = [f"  {n}: {self.estimate[b, i]:.4g}  {pct}% [{self.lower[b, i]:.4g}, {self.upper[b, i]:.4g}]"
-                 f"  se {self.se[b, i]:.3g}" for i, n in enumerate(self.names)]
+        fitted = self.estimate if self.fitted is None else self.fitted
+        lines = [f"  {n}: {self.estimate[b, i]:.4g} (fit {fitted[b, i]:.4g})  {pct}% [{self.lower[b, i]:.4g}, "
+                 f"{self.upper[b, i]:.4g}]  se {self.se[b, i]:.3g}" for i, n in enumerate(self.names)]
         lines += [f"  {d['label']}: " + (f"determined to +-{100 * d['half_width']:.3g}%" if np.isfinite(d["half_width"])
                                          else "not determined") for d in self.directions[b]]
         lines += [f"  statistic misfit D/K = {self.misfit[b]:.3g}"]
@@ -112,12 +116,13 @@ class Uncertainty:
         return dict(names=self.names, estimate=self.estimate, se=self.se, lower=self.lower, upper=self.upper,
                     correlation=self.correlation, information=self.information, directions=self.directions,
                     warnings=self.warnings, statistic=self.statistic, misfit=self.misfit, precision=self.precision,
+                    fitted=self.fitted,
                     level=self.level,
                     settings=self.settings, wall_time=self.wall_time, profile=self.profile)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
-        arrays = ("estimate", "se", "lower", "upper", "correlation", "information", "misfit", "precision")
+        arrays = ("estimate", "se", "lower", "upper", "correlation", "information", "misfit", "precision", "fitted")
         return cls(**{k: (np.asarray(v, dtype=float) if k in arrays else v) for k, v in d.items()})
 
 
@@ -222,12 +227,20 @@ def _replicates(est, points: dict, streams: torch.Tensor, frames: int, burn_in: 
     return bold.reshape(B, M, frames, est.N)
 
 
-def _transform_slopes(est, names) -> tuple:
-    """Unconstrained values ``[B, P]`` and ``d value / d raw`` ``[B, P]`` (0 at a transform's floor)."""
-    raw = torch.stack([est.raw(n).detach().double() for n in names], -1).requires_grad_(True)
-    value = torch.stack([est.transform(n, raw[:, i]) for i, n in enumerate(names)], -1)
-    slope, = torch.autograd.grad(value.sum(), raw)
-    return raw.detach(), slope
+def _transform_slopes(est, names, value: torch.Tensor) -> tuple:
+    """The unconstrained values of ``value # [B, P]`` (natural units) and ``d value / d raw`` ``[B, P]``
+    (0 at a transform's floor)."""
+    raw = torch.stack([est.scheme.transform(n).inverse(n, value[:, i]) for i, n in enumerate(names)], -1)
+    raw = raw.double().requires_grad_(True)
+    nat = torch.stack([est.transform(n, raw[:, i]) for i, n in enumerate(names)], -1)
+    slope, = torch.autograd.grad(nat.sum(), raw)
+    return raw.detach(), slope.masked_fill(_at_floor(est, names, value), 0.0)
+
+
+def _at_floor(est, names, value: torch.Tensor) -> torch.Tensor:
+    """``[B, P]`` bool: the value sits at its transform's floor (within float32 rounding)."""
+    floor = torch.tensor([float(est.transform(n, torch.tensor(float("-inf"), dtype=torch.float64))) for n in names])
+    return value <= floor + 1e-6 * floor.abs()
 
 
 def _natural_interval(est, names, raw: torch.Tensor, half: torch.Tensor) -> tuple:
@@ -303,17 +316,49 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     info = fisher_information(jac, inflated).numpy()                                         # [B, P, P]
     gap = stat(data[:, None])[:, 0] - draws.mean(1)                                       # [B, K]
     misfit = (gap[:, None] @ precision @ gap[:, :, None]).reshape(B) / (1 + 1 / cfg["replicates"]) / gap.shape[-1]
-    out = _assemble(est, names, value, info, normal_quantile(level))
+    score = (jac.mean(1).transpose(-1, -2) @ inflated @ gap[:, :, None])[..., 0].numpy()   # [B, P]
+    center = _one_step(est, names, value, info, score)
+    out = _assemble(est, names, center, info, normal_quantile(level))
     return Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), precision=precision.numpy(),
+                       fitted=value.numpy(),
                        level=cfg["level"], settings=cfg,
                        wall_time=time.perf_counter() - t0, **out)
+
+
+def scoring_step(info: np.ndarray, score: np.ndarray, scale: np.ndarray, *, max_half_width: float = 0.5,
+                 z: float = 1.6448536269514722) -> np.ndarray:
+    """One Fisher-scoring step ``info^-1 score`` ``[P]`` (``info # [P, P]``, ``score # [P]``) taken
+    only along the information's eigen-directions in relative units (``scale # [P]``, the values)
+    that the data determine to within ``max_half_width`` (a ``z`` half-width as a fraction): along
+    the others the data say too little for a step to mean anything. NaN information: no step."""
+    rel = info * scale[:, None] * scale[None, :]
+    if not (np.all(np.isfinite(rel)) and np.all(np.isfinite(score))):
+        return np.zeros_like(score)
+    lam, vec = np.linalg.eigh(rel)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = (lam > 0) & (z / np.sqrt(np.where(lam > 0, lam, 1.0)) <= max_half_width)
+    step_rel = (vec[:, keep] / lam[keep]) @ (vec[:, keep].T @ (score * scale))
+    return step_rel * scale
+
+
+def _one_step(est, names, value: torch.Tensor, info: np.ndarray, score: np.ndarray) -> torch.Tensor:
+    """The centre of the intervals ``[B, P]``: the fitted values moved by one Fisher-scoring step on
+    the synthetic likelihood (Le Cam's one-step estimator: as efficient as its maximum from a
+    consistent start; the fit's own objective may weigh the data less efficiently, and intervals
+    of the synthetic likelihood's information around its estimate would then under-cover). A
+    parameter fitted at its floor stays there (the fit could not move it: flagged, unbounded), and
+    a step that would cross a parameter's floor is not taken for that parameter."""
+    scale = value.abs().clamp_min(1e-12).numpy()
+    step = torch.as_tensor(np.stack([scoring_step(info[b], score[b], scale[b]) for b in range(value.shape[0])]))
+    moved = value + step
+    return torch.where(_at_floor(est, names, moved) | _at_floor(est, names, value), value, moved)
 
 
 def _assemble(est, names, value: torch.Tensor, info: np.ndarray, z: float) -> dict:
     """Standard errors, intervals, correlations, directions and warnings from the natural-unit
     information ``info # [B, P, P]`` at ``value # [B, P]``."""
     B, P = value.shape
-    raw, slope = _transform_slopes(est, names)
+    raw, slope = _transform_slopes(est, names, value)
     scale = value.abs().clamp_min(1e-12).numpy()                                      # relative units
     se, corr, dirs, notes = np.empty((B, P)), np.empty((B, P, P)), [], []
     for b in range(B):
@@ -368,5 +413,5 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | 
     return laplace_uncertainty(est, data, **kw)
 
 
-__all__ = ["fitted_uncertainty", "Uncertainty", "UncertaintyWarning", "BoldStatistic", "laplace_uncertainty", "hartlap_precision",
+__all__ = ["fitted_uncertainty", "scoring_step", "Uncertainty", "UncertaintyWarning", "BoldStatistic", "laplace_uncertainty", "hartlap_precision",
            "fisher_information", "spectral_covariance", "identifiability", "direction_label", "normal_quantile"]
