@@ -13,6 +13,7 @@ Imports: fit (fit, result), losses, sc, stats; nothing here imports experiments 
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,11 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
     stages = tuple(model.scheme.stages if stages is None else stages)
     test = fit_kw.pop("test", True)
     uncertainty = fit_kw.pop("uncertainty", False)            # of the final fit only
+    if uncertainty and stages and stages[-1].frames is not None:
+        # data repeated along time would count as independent frames: intervals too narrow
+        warnings.warn(f"uncertainty: skipped, the final stage {stages[-1].name!r} repeats the data to "
+                      f"{stages[-1].frames} frames", UserWarning, stacklevel=2)
+        uncertainty = False
     start = {n: _per_model(model.value(n).detach().cpu()) for n in model.fitted}
     n_epochs = _stage_epochs(stages, epochs, stage_epochs)
     previous, summaries, B = None, [], model.B
