@@ -214,3 +214,10 @@ def test_the_data_look_like_the_replicates_at_the_truth():
         misfit = [laplace_uncertainty(_estimate(), _data(300, seed=s), model_units=True,
                                       **dict(SETTINGS, jacobian_replicates=1)).misfit[0] for s in (4, 5, 6)]
     assert 0.2 < np.mean(misfit) < 2.5, misfit
+
+
+def test_data_the_model_cannot_reproduce_keep_the_fitted_centre_and_say_so():
+    est, data = _estimate(), _data(200)
+    with pytest.warns(UncertaintyWarning, match="does not reproduce the data"):
+        u = laplace_uncertainty(est, 3.0 * data + 1.0, model_units=True, **SETTINGS)    # far from the model
+    assert u.misfit[0] > 3 and np.array_equal(u.estimate, u.fitted)

@@ -47,6 +47,11 @@ def normal_quantile(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + 0.5 * check_float("level", level, 0, 1, open_min=True, open_max=True))
 
 
+MISFIT_LIMIT = 3.0
+"""Above this misfit D/K (about the chi-square 99.9% point for K ~ 10) the data's statistics are
+out of the model's reach: the linearisation a one-step estimate needs does not hold, the intervals
+stay on the fitted values and the result says so."""
+
 STATISTIC_KEYS = ("model_units", "fc_modes", "region_modes")
 """The settings of :func:`laplace_uncertainty` that define its statistic (kept in ``Uncertainty.settings``)."""
 
@@ -317,8 +322,14 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     gap = stat(data[:, None])[:, 0] - draws.mean(1)                                       # [B, K]
     misfit = (gap[:, None] @ precision @ gap[:, :, None]).reshape(B) / (1 + 1 / cfg["replicates"]) / gap.shape[-1]
     score = (jac.mean(1).transpose(-1, -2) @ inflated @ gap[:, :, None])[..., 0].numpy()   # [B, P]
-    center = _one_step(est, names, value, info, score)
+    local = (misfit.numpy() <= MISFIT_LIMIT)[:, None]                                      # [B, 1]
+    center = torch.where(torch.as_tensor(local), _one_step(est, names, value, info, score), value)
     out = _assemble(est, names, center, info, normal_quantile(level))
+    for b in np.flatnonzero(~local[:, 0]):
+        note = (f"the model does not reproduce the data's statistics (misfit D/K {float(misfit[b]):.3g} > "
+                f"{MISFIT_LIMIT:g}): intervals are centred on the fitted values and hold only if the model is right")
+        out["warnings"][b].append(note)
+        warnings.warn(f"uncertainty (model {b}): {note}", UncertaintyWarning, stacklevel=2)
     return Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), precision=precision.numpy(),
                        fitted=value.numpy(),
                        level=cfg["level"], settings=cfg,
