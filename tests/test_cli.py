@@ -74,7 +74,9 @@ def test_fit_user_files_figures_and_resume(files, tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "train FC r" in text and "in-sample FC r" in text and "held-out FC r" in text and "wall time" in text
-    for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png"):
+    assert "what the data determine" in text and "90% [" in text and "with the gains reset" in text
+    for f in ("result.json", "result.npz", "checkpoint.pt", "report.json", "fc.png", "loss.png", "params.png", "sc.png",
+              "uncertainty.png", "uncertainty.csv"):
         assert (out / f).exists(), f
     res = FitResult.load(out)
     assert res.epochs_completed == 1 and res.test_r.shape == (2,)
@@ -132,15 +134,20 @@ def test_recover_tiny(tmp_path, capsys):
     assert rep["parameters"]["g"]["true"] == 100.0 and len(rep["parameters"]["g"]["recovered"]) == 2
     assert set(rep["derived"]) == {"E_mean", "I_mean", "local_input"} and "local_input" in text
     assert len(rep["derived"]["local_input"]["recovered"]) == 2 and rep["coupling"] is None
+    iv = rep["intervals"]["parameters"]
+    assert set(iv) == {"g", "g_EE", "g_IE", "g_EI", "sigma_out"} and len(iv["g"]["lower"]) == 2
+    assert "intervals per start" in text and "what the data determine" in text
     rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
                "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
-    assert rc == 0 and "fitted vs true coupling W" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert rc == 0 and "fitted vs true coupling W" in text and "paper 0.62" in text
     for bad, msg in ((["--starts", "0"], "starts: expected an int >= 1"),
                      (["--sim-factor", "0"], "sim_factor: expected a positive number")):
         assert main(["recover", "--out", str(tmp_path / "bad"), "--no-progress"] + bad) == 2
         assert msg in capsys.readouterr().err
     cp = json.loads((tmp_path / "rec_gains" / "report.json").read_text())["coupling"]
-    assert len(cp["r"]) == 2 and all(0.9 < r <= 1 for r in cp["r"]) and all(0 <= e < 0.5 for e in cp["rel_error"])
+    assert len(cp["r"]) == 2 and all(0 < r <= 1 for r in cp["r"]) and all(0 <= e < 1 for e in cp["rel_error"])
+    assert 0 < cp["start_r2"] < 0.99                                  # fitted from the perturbed SC, not the true one
     assert (tmp_path / "rec" / "recovery.png").exists()
 
 
@@ -215,3 +222,20 @@ def test_recover_starts_schemes():
     assert bool(((paper["g"] > 79.6) & (paper["g"] < 80.4)).all())          # the paper's g ~ 80 +- 0.3
     uni = recover_starts(SYNTHETIC_TRUTH, 3, spread=0.4)
     assert bool(((uni["g"] >= 60) & (uni["g"] <= 140)).all())
+
+
+def test_perturb_sc_adds_uniform_noise_to_existing_connections_only():
+    from nmmfit.experiments.recover import perturb_sc
+
+    rng = np.random.default_rng(0)
+    sc = rng.uniform(0, 0.5, (8, 8))
+    sc[rng.uniform(size=(8, 8)) < 0.4] = 0
+    sc = np.triu(sc, 1) + np.triu(sc, 1).T
+    p = perturb_sc(sc, seed=1)
+    d = p - sc
+    assert np.all(d[sc == 0] == 0) and np.all((d[sc > 0] > 0) & (d[sc > 0] < 0.2))
+    np.testing.assert_array_equal(p, p.T)
+    np.testing.assert_array_equal(p, perturb_sc(sc, seed=1))
+    assert not np.array_equal(p, perturb_sc(sc, seed=2))
+    with pytest.raises(ValueError, match="amount"):
+        perturb_sc(sc, amount=-1.0)

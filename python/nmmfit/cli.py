@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     _fit_model_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     _add_physiological(p)
+    p.add_argument("--no-uncertainty", action="store_true",
+                   help="skip the intervals of the fitted parameters and the SC gains' share (one subject)")
 
     _add_simulate(sub)
     _add_fleet(sub)
@@ -410,7 +412,7 @@ def _run_fit(ex, args, common):
         return ex.fit_subjects(args.out, dataset=args.dataset, subjects=ex.parse_subjects(args.subjects),
                                **model, **common)
     return ex.fit_subject(args.out, dataset=args.dataset, subject=_subject(args.subject), sc_path=args.sc,
-                          bold_path=args.bold, tr=args.tr, **model, **common)
+                          bold_path=args.bold, tr=args.tr, uncertainty=not args.no_uncertainty, **model, **common)
 
 
 def _user_errors() -> tuple:

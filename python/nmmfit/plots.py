@@ -3,7 +3,8 @@
 ``plot_result(result, out_dir)`` writes the standard set for a :class:`nmmfit.FitResult`:
 ``fc.png`` (empirical vs simulated FC and their scatter), ``loss.png`` (loss terms and train FC r
 over updates/epochs), ``params.png`` (parameter trajectories), ``sc.png`` (original SC vs fitted
-coupling, when gains were fitted) and ``bold.png`` (a few regions, empirical vs simulated).
+coupling, when gains were fitted) and ``bold.png`` (a few regions, empirical vs simulated) and ``uncertainty.png`` (intervals and the
+parameters' correlations, when the fit computed them).
 """
 from __future__ import annotations
 
@@ -309,6 +310,39 @@ def plot_profiles(profiles: dict, truth: dict, path, *, title=""):
     return _save(fig, path, title)
 
 
+def plot_uncertainty(unc, path, *, b: int = 0, truth: dict | None = None, title=""):
+    """Model ``b``'s intervals (an :class:`nmmfit.fit.uncertainty.Uncertainty`) relative to each
+    estimate, on a log axis (profile intervals beside the Laplace ones, the truth when known;
+    an unbounded side drawn as an arrow to the edge), and the parameters' correlation matrix."""
+    plt = _plt()
+    fig, (a, c) = plt.subplots(1, 2, figsize=(11, 4.2))
+    est = unc.estimate[b]
+    y = np.arange(len(unc.names))
+    edge = 20.0
+    for k, (lo, hi, color, dy, label) in enumerate(
+            [(unc.lower[b], unc.upper[b], "C0", 0.0, f"Laplace {100 * unc.level:.0f}%")]
+            + [([unc.profile.get(n, {}).get("lower", np.nan) for n in unc.names],
+                [unc.profile.get(n, {}).get("upper", np.nan) for n in unc.names], "C1", 0.2, "profile")]):
+        rl = np.clip(np.asarray(lo, dtype=float) / est, 1 / edge, edge)
+        rh = np.clip(np.asarray(hi, dtype=float) / est, 1 / edge, edge)
+        ok = np.isfinite(rl) & np.isfinite(rh)
+        a.hlines(y[ok] + dy, rl[ok], rh[ok], color=color, lw=3, label=label)
+    a.plot(np.ones_like(y), y, "ko", label="estimate")
+    if truth is not None:
+        a.plot([truth[n] / e for n, e in zip(unc.names, est)], y, "rx", ms=9, label="truth")
+    a.set_xscale("log")
+    a.set_xlim(1 / edge, edge)
+    a.set_yticks(y, unc.names)
+    a.set_xlabel("value / estimate (clipped at 1/20 and 20: unbounded)")
+    a.legend(fontsize=8)
+    im = c.imshow(unc.correlation[b], vmin=-1, vmax=1, cmap="RdBu_r")
+    c.set_xticks(y, unc.names, rotation=45)
+    c.set_yticks(y, unc.names)
+    c.set_title("correlation (blank: unbounded)", fontsize=9)
+    fig.colorbar(im, ax=c)
+    return _save(fig, path, title)
+
+
 def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix="") -> list:
     """The standard figures of a fit into ``out_dir``; returns their paths. ``b`` selects the
     model shown in the matrix plots (default: the best test r)."""
@@ -334,8 +368,11 @@ def plot_result(result, out_dir, *, b=None, truth=None, emp_bold=None, prefix=""
     if emp_bold is not None and sim_bold is not None:
         T = min(len(emp_bold), sim_bold.shape[1])
         paths.append(plot_bold(np.asarray(emp_bold)[:T], sim_bold[b][:T], out / f"{prefix}bold.png"))
+    if result.uncertainty is not None:
+        paths.append(plot_uncertainty(result.uncertainty, out / f"{prefix}uncertainty.png", b=b, truth=truth,
+                                      title=f"model {b}: what the data determine"))
     return paths
 
 
 __all__ = ["plot_fc", "plot_losses", "plot_params", "plot_sc", "plot_bold", "plot_recovery", "plot_landscape",
-           "plot_profiles", "plot_result", "plot_regional"]
+           "plot_profiles", "plot_result", "plot_regional", "plot_uncertainty"]

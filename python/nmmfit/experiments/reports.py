@@ -83,6 +83,7 @@ class SubjectFitReport(Report):
     out: str = ""
     stages: list = field(default_factory=list)
     start: dict = field(default_factory=dict)
+    uncertainty: list = field(default_factory=list)
 
     def summary(self) -> str:
         b = self.best
@@ -94,6 +95,7 @@ class SubjectFitReport(Report):
                  f"held-out FC r per restart: {_r(self.heldout_r)}",
                  f"restart {b}:", *_score_lines(self.scores), *stage_lines(self.stages, self.start, b, "  "),
                  f"fitted (restart {b}): {_values(self.fitted)}", *[f"warning: {w}" for w in self.warnings],
+                 *([f"what the data determine (restart {b}):"] + self.uncertainty if self.uncertainty else []),
                   f"wall time: {self.wall_time:.1f} s (fit + test {self.fit_wall_time:.1f} s); results in {self.out}"]
         return "\n".join(lines)
 
@@ -187,6 +189,8 @@ class RecoveryReport(Report):
     profile: dict | None = None
     figures: list = field(default_factory=list)
     out: str = ""
+    identifiable_within_10pct: bool | None = None
+    intervals: dict | None = None
 
     def _header(self) -> str:
         spread = f" +-{100 * self.spread:.0f}%" if self.spread else ""
@@ -212,8 +216,13 @@ class RecoveryReport(Report):
     def _diagnostic_lines(self) -> list:
         lines = []
         if self.coupling:
-            lines.append("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in self.coupling["r"])
-                         + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in self.coupling["rel_error"]))
+            c = self.coupling
+            lines.append("fitted vs true coupling W (SC gains): r " + ", ".join(f"{v:.3f}" for v in c["r"])
+                         + "; relative error " + ", ".join(f"{100 * v:.1f}%" for v in c["rel_error"]))
+            lines.append(f"gains experiment (fitted from the perturbed SC, R^2 {c['start_r2']:.3f} with the true one): "
+                         f"recovered vs true SC R^2 {_r(c['r2'])} (paper {c['paper_r2']['sc']}); simulated vs "
+                         f"synthetic FC R^2 {_r(c['fc_r2'])} (paper {c['paper_r2']['fc']})")
+        lines += self._interval_lines()
         lines.append(f"in-sample FC r (fresh run vs the synthetic data): {_r(self.test_r)} (median {self.median_test_r:.3f}); the true parameters' "
                      f"test r on the same protocol: {self.truth_test_r:.3f}")
         if self.scan:
@@ -224,8 +233,24 @@ class RecoveryReport(Report):
                          + " ".join(f"{v:.3f}" for v in pr["profile"]))
         return lines
 
+    def _interval_lines(self) -> list:
+        if not self.intervals:
+            return []
+        iv, pct = self.intervals, f"{100 * self.intervals['level']:.0f}%"
+        lines = [f"{pct} intervals per start (truth covered?):"]
+        for n, row in iv["parameters"].items():
+            lines.append(f"  {n:9s} true {row['true']:.4g}: " + " ".join(
+                f"[{lo:.4g}, {hi:.4g}]{'' if c else '(MISSED)'}" for lo, hi, c in zip(row["lower"], row["upper"],
+                                                                                      row["covers"]))
+                + f"  covered by {100 * row['coverage']:.0f}% of starts")
+        lines.append(f"what the data determine (start {iv['best_start']}, lowest loss): " + "; ".join(
+            f"{d['label']} +-{100 * d['half_width']:.3g}%" for d in iv["directions"]))
+        return lines
+
     def summary(self) -> str:
         return "\n".join([self._header(), *self._parameter_lines(), *self._diagnostic_lines(),
+                          f"identifiable g, g_EE, sigma_out within 10% (median estimate and median |error|): "
+                          f"{'yes' if self.identifiable_within_10pct else 'NO'}",
                           f"all of g, g_EE, g_IE, g_EI within 10% (median estimate and median |error|): "
                           f"{'yes' if self.all_within_10pct else 'NO'}",
                           f"wall time: {self.wall_time:.1f} s (fit {self.fit_wall_time:.1f} s); results and figures "

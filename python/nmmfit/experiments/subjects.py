@@ -93,7 +93,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                 test_windows=TEST_WINDOWS, average_last: int = 100, seed: int = 0, backend: str = "auto",
                 lr_scale: Mapping | None = None, stage_epochs: Mapping | None = None, sc_preprocess: str | None = None, resume: bool = False,
                 progress: bool = True, dtype=torch.float32, figures: bool = True, heldout: str = "auto",
-                command: str = "fit", overwrite: bool = False) -> SubjectFitReport:
+                command: str = "fit", overwrite: bool = False, uncertainty=True) -> SubjectFitReport:
     """Fit one subject (a bundled dataset's or the user's files) with ``restarts`` models batched.
 
     Writes ``result.json``/``result.npz``, the per-epoch ``checkpoint.pt``, ``report.json`` and
@@ -103,7 +103,9 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
     data the fit never sees, scored beside the baselines (group FC: :func:`.protocol.group_fc_for`).
     ``scheme``/``preset``: :func:`.protocol.subject_scheme` (default: fitted to generalise, in a group
     stage and a subject stage, where a group FC exists); ``epochs``: the last stage's (None: the
-    scheme's)."""
+    scheme's).
+    ``uncertainty``: intervals and identified directions of the fitted parameters, and what the SC
+    gains carry (:func:`nmmfit.fit` ``uncertainty=``; False skips them)."""
     t0 = time.perf_counter()
     check_int("restarts", restarts, 1)
     out = prepare_run_dir(out, overwrite=overwrite, resume=resume)
@@ -120,7 +122,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                      sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
                      epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, stage_epochs=stage_epochs, test_windows=test_windows,
-                     average_last=average_last)
+                     average_last=average_last, uncertainty=uncertainty)
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol,
                      labels=None if subj.labels is None else list(subj.labels))
     res.save(out)
@@ -142,7 +144,8 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
         scores=res.scores(b),
         fitted={k: np.asarray(v)[b].tolist() for k, v in res.fitted.items()}, warnings=warnings,
         wall_time=time.perf_counter() - t0, fit_wall_time=res.wall_time, figures=figs, out=str(out),
-        stages=res.extra.get("stages", []), start=res.extra.get("start", {}))
+        stages=res.extra.get("stages", []), start=res.extra.get("start", {}),
+        uncertainty=res.uncertainty_lines(b))
     report.save(out / "report.json")
     return report
 

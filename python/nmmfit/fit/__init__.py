@@ -53,13 +53,14 @@ from .callbacks import Checkpointer, ProgressBar, UserCallback
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import FitConfig
 from .data import prepare_bold
-from .evaluate import score_heldout, simulate_test
+from .evaluate import score_heldout, simulate_test, test_r_without_gains
 from .guards import CHECKPOINT, FitDivergedError
 from .history import History
 from .loop import Callback, Problem, Run, train
 from .optim import CosineLR, make_optimizer
 from .result import FitResult
 from .stages import fit_stages
+from .uncertainty import Uncertainty, UncertaintyWarning, fitted_uncertainty
 
 
 def _fingerprint(cfg: FitConfig, model, data: torch.Tensor, n_params: int) -> str:
@@ -133,7 +134,7 @@ def _group_fc(group_fc, N: int):
 def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | None = None, heldout=None,
         group_fc=None, out_dir=None, resume: bool = False, overwrite: bool = False,
         callback: Callable[[dict], None] | None = None, callbacks=(), progress: bool = False,
-        save_result: bool = True, **settings) -> FitResult:
+        save_result: bool = True, uncertainty=False, **settings) -> FitResult:
     """Fit ``model`` (an :class:`nmmfit.RWW`, trained in place) to ``bold`` and evaluate it.
 
     Args:
@@ -154,6 +155,10 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         callback: called with a dict after every update and epoch (see :class:`.loop.Callback`).
         callbacks: more :class:`.loop.Callback` objects.
         progress: a progress bar on stderr (off by default in the API; the CLI turns it on).
+        uncertainty: ``True`` or a dict of :func:`nmmfit.fit.uncertainty.laplace_uncertainty`
+            settings: intervals for the fitted global parameters at the estimate
+            (``result.uncertainty``, saved with the result) and, for a model with SC gains, the
+            test FC r with the gains reset (``result.extra["test_r_gains_reset"]``): what they carry.
     """
     from ..model import RWW
 
@@ -197,17 +202,22 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
     result, est = _result(p, run, config_dict, run.elapsed + time.perf_counter() - t_train)
 
     if cfg.test:
-        test_bold = simulate_test(est, n_windows=cfg.test_windows, window=cfg.window,
-                                  burn_in_windows=cfg.burn_in_windows, seed=derive_seed("test", cfg.seed) % (2**62))
+        test_kw = dict(n_windows=cfg.test_windows, window=cfg.window, burn_in_windows=cfg.burn_in_windows,
+                       seed=derive_seed("test", cfg.seed) % (2**62))
+        test_bold = simulate_test(est, **test_kw)
         result.test_bold = test_bold.numpy()
         result.test_fc = fc_matrix(test_bold.double()).numpy()
         result.test_r = fc_r(test_bold, data.cpu())
+        if uncertainty and est.gains is not None:
+            result.extra["test_r_gains_reset"] = test_r_without_gains(est, data, **test_kw)
     score_heldout(result, model, held, group)
+    result.uncertainty = fitted_uncertainty(est, data, cfg, uncertainty)
     result.wall_time = run.elapsed + time.perf_counter() - t_start
     if out_dir is not None and save_result:
         result.save(out_dir)
     return result
 
 
-__all__ = ["fit", "fit_stages", "FitConfig", "FitResult", "FitDivergedError", "CheckpointError", "Callback", "prepare_bold",
+__all__ = ["fit", "fit_stages", "FitConfig", "FitResult", "Uncertainty", "UncertaintyWarning", "FitDivergedError",
+           "CheckpointError", "Callback", "prepare_bold",
            "simulate_test", "CHECKPOINT"]

@@ -6,7 +6,7 @@ import torch
 
 from ..rng import derive_seed
 from ..stats.baselines import fc_baselines, subject_specific_r, tri_r
-from ..stats.fc import fc_matrix
+from ..stats.fc import fc_matrix, fc_r
 from .guards import FitDivergedError
 
 
@@ -53,4 +53,19 @@ def score_heldout(result, model, heldout: torch.Tensor | None, group_fc=None) ->
         result.subject_specific_r = subject_specific_r(result.test_fc, target, group_fc)
 
 
-__all__ = ["simulate_test", "score_heldout"]
+def test_r_without_gains(est, data: torch.Tensor, *, n_windows: int, window: int, burn_in_windows: int,
+                         seed: int):
+    """How much of the fit the SC gains carry: the test run's FC r against ``data # [B, T, N]`` with
+    the fitted gains reset to a factor of 1 (coupling = the preprocessed SC), every other value as fitted and
+    the same noise as the test run. ``[B]`` numpy, or None for a model without gains."""
+    import copy
+
+    if est.gains is None:
+        return None
+    reset = copy.deepcopy(est)
+    reset.set_gains(reset.scheme.gain_form.from_factor(torch.ones((), dtype=torch.float64)))    # factor 1: W = SC
+    bold = simulate_test(reset, n_windows=n_windows, window=window, burn_in_windows=burn_in_windows, seed=seed)
+    return fc_r(bold, data.cpu())
+
+
+__all__ = ["simulate_test", "score_heldout", "test_r_without_gains"]

@@ -21,6 +21,7 @@ RESULT_JSON = "result.json"
 RESULT_NPZ = "result.npz"
 FITTED_CSV = "fitted.csv"
 SCORES_CSV = "scores.csv"
+UNCERTAINTY_CSV = "uncertainty.csv"
 
 
 def provenance() -> dict:
@@ -95,6 +96,8 @@ class FitResult:
             the fitted data, held-out FC); ``subject_specific_r``: r(model FC - group FC, FC - group FC).
         wall_time: seconds for the whole call (training + test); train_time: training only.
         epochs_completed: epochs trained (including those before a resume).
+        uncertainty: intervals, correlations and identified directions of the fitted global
+            parameters (:class:`nmmfit.fit.uncertainty.Uncertainty`), when the fit computed them.
     """
     config: dict
     fitted: dict
@@ -118,6 +121,7 @@ class FitResult:
     train_time: float = 0.0
     epochs_completed: int = 0
     extra: dict = field(default_factory=dict)
+    uncertainty: object = None
 
     # ---------------------------------------------------------------- presentation
     SCORE_LABELS = {
@@ -147,7 +151,17 @@ class FitResult:
                      for name, v in self.fitted.items()]
             lines.append(f"  [{b}] " + " ".join(parts))
             lines += [f"      {label}: {v:.3f}" for label, v in self.scores(b).items()]
+            lines += ["    " + s for s in self.uncertainty_lines(b)]
         return "\n".join(lines)
+
+    def uncertainty_lines(self, b: int) -> list:
+        """Model ``b``'s intervals, identified directions and what the SC gains carry, one per line
+        (empty when the fit computed no uncertainty)."""
+        lines = []
+        if "test_r_gains_reset" in self.extra and self.test_r is not None:
+            lines.append(f"  SC gains: in-sample FC r {float(self.test_r[b]):.3f} fitted, "
+                         f"{float(np.asarray(self.extra['test_r_gains_reset'])[b]):.3f} with the gains reset")
+        return lines + ([] if self.uncertainty is None else self.uncertainty.summary(b).splitlines())
 
     def best(self) -> int:
         """Index of the model with the highest train FC r (else the lowest final loss). Chosen on
@@ -208,7 +222,8 @@ class FitResult:
                     train_r=self.train_r, test_r=self.test_r, heldout_r=self.heldout_r, baselines=self.baselines,
                     wall_time=self.wall_time,
                     train_time=self.train_time, epochs_completed=self.epochs_completed,
-                    extra=self.extra, provenance=self.extra.get("provenance") or provenance(), format=1)
+                    extra=self.extra, uncertainty=None if self.uncertainty is None else self.uncertainty.to_dict(),
+                    provenance=self.extra.get("provenance") or provenance(), format=1)
         arrays = {f"history/{k}": np.asarray(v) for k, v in self.history.items()}
         arrays.update({f"fitted/{k}": np.asarray(v) for k, v in self.fitted.items()})
         arrays.update({f"fitted_hyper/{k}": np.asarray(v) for k, v in self.fitted_hyper.items()})
@@ -225,6 +240,8 @@ class FitResult:
         os.replace(tmp_json, out / RESULT_JSON)
         _write_csv(out / FITTED_CSV, self.fitted_table())
         _write_csv(out / SCORES_CSV, self.scores_table())
+        if self.uncertainty is not None:
+            _write_csv(out / UNCERTAINTY_CSV, self.uncertainty.table())
         return out
 
     def _labels(self) -> list:
@@ -269,6 +286,10 @@ class FitResult:
         hyper = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("fitted_hyper/")}
         baselines = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("baselines/")}
         kw = {k: arrays.get(k) for k in cls._ARRAYS}
+        if meta.get("uncertainty") is not None:
+            from .uncertainty import Uncertainty
+
+            kw["uncertainty"] = Uncertainty.from_dict(meta["uncertainty"])
         return cls(config=meta["config"], fitted=fitted, fitted_hyper=hyper, history=hist,
                    wall_time=meta["wall_time"], train_time=meta["train_time"],
                    epochs_completed=meta["epochs_completed"], extra=meta.get("extra", {}), baselines=baselines, **kw)

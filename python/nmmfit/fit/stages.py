@@ -13,6 +13,7 @@ Imports: fit (fit, result), losses, sc, stats; nothing here imports experiments 
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,12 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
 
     stages = tuple(model.scheme.stages if stages is None else stages)
     test = fit_kw.pop("test", True)
+    uncertainty = fit_kw.pop("uncertainty", False)            # of the final fit only
+    if uncertainty and stages and stages[-1].frames is not None:
+        # data repeated along time would count as independent frames: intervals too narrow
+        warnings.warn(f"uncertainty: skipped, the final stage {stages[-1].name!r} repeats the data to "
+                      f"{stages[-1].frames} frames", UserWarning, stacklevel=2)
+        uncertainty = False
     start = {n: _per_model(model.value(n).detach().cpu()) for n in model.fitted}
     n_epochs = _stage_epochs(stages, epochs, stage_epochs)
     previous, summaries, B = None, [], model.B
@@ -146,6 +153,7 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
             model.set_gains(gains_from_fc(model.sc, target, model.scheme.gain_form))
         objective = stage_objective(model, stage, target, previous, prev_gains)
         settings = dict(fit_kw, lr_scale={**stage.lr_scale, **dict(lr_scale or {})}, test=test and last,
+                        uncertainty=uncertainty if last else False,
                         **({} if n_epochs[i] is None else {"epochs": n_epochs[i]}))
         result = fit(model, _tile(bold, stage.frames), objective=objective, heldout=heldout if last else None,
                      group_fc=group_fc if last else None, out_dir=_stage_dir(out_dir, i, stage, last),
