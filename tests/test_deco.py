@@ -7,7 +7,7 @@ import torch
 import nmmfit
 from nmmfit.losses import (FCDLoss, FCMeanLoss, FiringRateLoss, LossInput, RegionalPrior, cubnm_cost,
                            deco2014_objective, mean_rate_E)
-from nmmfit.params.fic import AnalyticFIC, IterativeFIC, fic_analytic
+from nmmfit.params.fic import IterativeFIC, fic_analytic
 from nmmfit.params.heterogeneity import MapScaling
 from nmmfit.params.schemes import DECO2014_FIC_SCHEME, DECO2014_SCHEME
 from nmmfit.presets import DECO2014
