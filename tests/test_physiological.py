@@ -75,6 +75,9 @@ def test_group_based_fit(files, tmp_path):
     (("--init", "g=0.0001", "--init", "g_EE=0.001", "--init", "I_0=0.2"), "FIC has no stable g_IE"),
     (("--objective", "fc=1,fdc=1"), "unknown term 'fdc'"),
     (("--maps", "{d}/maps.npy", "--groups", "{d}/groups.txt"), "not both"),
+    (("--scan", "sigma=0.01,0.02"), "not fitted by scheme"),
+    (("--scan", "g=0.1,0.2", "--init", "g=0.1"), "given in both"),
+    (("--restarts", "3", "--scan", "g=0.1,0.2", "--scan", "g_EE=0.2", "--scan", "g_EI=0.15"), "at least as many"),
 ])
 def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, extra, message):
     extra = [e.format(d=files) for e in extra]
@@ -92,3 +95,28 @@ def test_physiological_scheme_is_built_from_values():
     assert physiological_scheme("deco2014_fic", "none").derived is None
     with pytest.raises(ValueError, match="fic: expected one of"):
         physiological_scheme("deco2014_fic", "numerical")
+
+
+def test_scan_starts_are_the_grid_points_of_lowest_cost(files):
+    from nmmfit.datasets import load_files
+    from nmmfit.experiments.physiological import physiological_scheme, scan_starts
+
+    subj = load_files(files / "sc.csv", files / "bold.npy", tr=0.72)
+    sch = physiological_scheme("deco2014_fic", None, 2.0)
+    grid = {"g": (0.05, 0.2, 0.6), "g_EI": (0.15, 0.4)}
+    init, table = scan_starts(subj, sch, subj.bold[:60], grid, 2, init={"g_EE": 0.25}, seed=0,
+                              dtype=torch.float32, backend="auto")
+    cost = np.array(table["cost"])
+    assert cost.shape == (6,) and np.isfinite(cost).all()
+    assert table["chosen"] == np.argsort(cost)[:2].tolist()
+    assert init["g_EE"] == 0.25
+    for n in grid:
+        assert init[n].tolist() == [table[n][i] for i in table["chosen"]]
+
+
+def test_fit_reports_its_scan_start(files, tmp_path, capsys):
+    out = tmp_path / "scan"
+    assert main(_args(files, out, "--no-figures", "--scan", "g=0.05,0.2", "--scan", "g_EI=0.15,0.4")) == 0
+    assert "start: scan point" in capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    assert len(rep["scan"]["cost"]) == 4 and len(rep["scan"]["chosen"]) == 1

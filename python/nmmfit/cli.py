@@ -157,6 +157,15 @@ def _add_simulate(sub):
     p.add_argument("--no-figures", action="store_true")
 
 
+def _grid(text):
+    k, _ = _param(text.split(",", 1)[0])
+    try:
+        return k, tuple(float(x) for x in text.split("=", 1)[1].split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{k}: expected comma-separated numbers, got {text.split('=', 1)[1]!r}") \
+            from None
+
+
 def _weights(text):
     """``NAME=W,...`` -> {name: W >= 0} (the names are checked by the objective)."""
     out = {}
@@ -192,6 +201,11 @@ def _add_physiological(p):
                         "prior_<name> (regional prior, 0)")
     p.add_argument("--prior", choices=("global", "smooth"), default="global",
                    help="kind of the regional prior (--regional with --objective prior_<name>=W)")
+    p.add_argument("--scan", type=_grid, action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="start grid of a fitted parameter (natural units), repeatable; the restarts start at the "
+                        "grid's best points by cuBNM's cost (default grid: experiments.physiological.SCAN_GRID)")
+    p.add_argument("--no-start-scan", action="store_true",
+                   help="no start scan: G spread over [0.5, 3] across restarts, the rest at --init or the scheme's")
 
 
 def _physiological(args) -> bool:
@@ -200,7 +214,7 @@ def _physiological(args) -> bool:
     from .params.schemes import get_scheme
 
     derives = args.scheme is not None and get_scheme(args.scheme).derived is not None
-    return derives or args.fic is not None or bool(args.maps or args.groups) or args.objective is not None
+    return derives or args.fic is not None or bool(args.maps or args.groups or args.scan) or args.objective is not None
 
 
 def _run_physiological(ex, args, common):
@@ -209,12 +223,18 @@ def _run_physiological(ex, args, common):
               "(no --subjects) from the start (no --resume)", file=sys.stderr)
         return None
     maps = tuple(m.strip() for m in args.maps.split(",") if m.strip()) if args.maps else ()
+    both = sorted(set(dict(args.scan)) & set(dict(args.init)))
+    if both:
+        print(f"nmmfit fit: error: --scan, --init: {both} given in both; scan a parameter or fix its start",
+              file=sys.stderr)
+        return None
     return ex.fit_physiological(
         args.out, dataset=None if args.sc else args.dataset or "hcp_schaefer100", subject=_subject(args.subject),
         sc_path=args.sc, bold_path=args.bold, tr=args.tr, scheme=args.scheme or "deco2014_fic", fic=args.fic,
         dt=args.dt,
         het_params=args.het or (), maps=maps, groups=args.groups, regional=args.regional or (), prior=args.prior,
         weights=args.objective, init=dict(args.init), restarts=args.restarts,
+        scan=None if args.no_start_scan else dict(args.scan) or ex.SCAN_GRID,
         epochs=20 if args.epochs is None else args.epochs, lr=args.lr,
         frames=args.frames, heldout=args.heldout, seed=args.seed, dtype=common["dtype"], backend=args.backend,
         progress=common["progress"], figures=common["figures"], overwrite=args.overwrite)

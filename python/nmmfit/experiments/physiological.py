@@ -13,6 +13,7 @@ Imports: params, losses, model, fit, datasets, .protocol, .reports (base class).
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,14 @@ from ..params.schemes import get_scheme
 from .protocol import figures_enabled, group_fc_for, load_subject, split_data
 from .reports import Report, _score_lines
 
-__all__ = ["physiological_scheme", "heterogeneity_for", "fit_physiological", "PhysiologicalFitReport"]
+__all__ = ["physiological_scheme", "heterogeneity_for", "scan_starts", "fit_physiological", "PhysiologicalFitReport",
+           "SCAN_GRID"]
+
+SCAN_GRID = {"g": (0.075, 0.15, 0.3, 0.45, 0.6), "g_EE": (0.21, 0.3, 0.4), "g_EI": (0.15, 0.4)}
+"""The default start grid (natural units; 30 points, one batched run): G = g / 0.15 from 0.5 to 4, w_+ =
+g_EE / 0.15 from 1.4 (the preset) to 2.7 and J_NMDA = g_EI from 0.15 to 0.4 (cuBNM's tutorial ranges).
+A gradient fit from the preset's values stalls where FC and FCD are flat (bench/RESULTS.md, issue 11):
+the scan puts the restarts where the simulated FC mean and FCD already resemble the data's."""
 
 
 def physiological_scheme(scheme="deco2014_fic", fic: str | None = None, dt: float | None = None):
@@ -103,6 +111,7 @@ class PhysiologicalFitReport(Report):
     fic_unstable_nodes: list
     fitted: dict
     wall_time: float
+    scan: dict | None = None
     figures: list = field(default_factory=list)
     out: str = ""
 
@@ -111,6 +120,8 @@ class PhysiologicalFitReport(Report):
         lines = [f"fit: {self.dataset} subject {self.subject}, {self.scheme} (FIC {self.fic}, dt {self.dt:g} ms), "
                  f"heterogeneity {self.heterogeneity or 'none'}, {self.frames} frames, {self.epochs} updates, "
                  f"{self.restarts} restart(s)", f"protocol: {self.protocol}", f"restart {b} (best by train cost):"]
+        if self.scan is not None:
+            lines.insert(2, _scan_line(self.scan, b))
         for split, c in self.cost.items():
             lines.append(f"  {split}: FC r {c['fc_corr'][b]:.3f}, FCD KS {c['fcd_ks'][b]:.3f}, "
                          f"FC mean diff {c['fc_diff'][b]:.3f}, cuBNM cost {c['cost'][b]:.3f}")
@@ -129,6 +140,49 @@ def _starts(restarts: int, seed: int, init: Mapping) -> dict:
         return dict(init)
     u = torch.rand(restarts, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return dict(init, g=0.15 * torch.exp(np.log(0.5) + u * np.log(6.0)))
+
+
+@torch.no_grad()
+def scan_starts(subj, sch, bold, grid: Mapping, restarts: int, *, init: Mapping, seed: int, dtype, backend,
+                burn_frames: int = 40) -> tuple[dict, dict]:
+    """Restarts' initial values from a grid scan: every point of ``grid`` (name -> values, natural units;
+    the other parameters at ``init`` or the scheme's values) simulated in one batch for ``burn_frames`` +
+    ``len(bold)`` frames, scored by cuBNM's cost against ``bold # [T, N]``; the ``restarts`` best points
+    where FIC is stable. Returns ``(init, table)``: ``init`` name -> ``[restarts]`` float64, ``table``
+    the grid and its cost parts (lists), ``chosen`` the indices of the starts."""
+    unknown = sorted(set(grid) - set(sch.fit))
+    if unknown:
+        raise ValueError(f"scan: {unknown} not fitted by scheme {sch.name!r}; expected names from {list(sch.fit)}")
+    names = list(grid)
+    points = list(itertools.product(*(grid[n] for n in names)))
+    if restarts > len(points):
+        raise ValueError(f"restarts: {restarts} restarts need at least as many scan points; the grid has {len(points)}")
+    values = {n: torch.tensor([p[i] for p in points], dtype=torch.float64) for i, n in enumerate(names)}
+    model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=len(points), init=dict(init, **values), seed=seed,
+                dtype=dtype, backend=backend)
+    sim = model(burn_frames + len(bold), seed=seed).bold[:, burn_frames:]
+    cost = cubnm_cost(sim, torch.as_tensor(np.asarray(bold), dtype=torch.float64), subj.tr)
+    ok = model.derived_report().get("fic_ok")
+    score = cost["cost"].masked_fill(~torch.isfinite(cost["cost"]), float("inf"))
+    if ok is not None:
+        score = score.masked_fill(~ok.all(-1).cpu(), float("inf"))
+    chosen = torch.argsort(score)[:restarts]
+    if not torch.isfinite(score[chosen]).all():
+        raise ValueError(f"scan: FIC has no stable g_IE (or the cost is not finite) at enough grid points for "
+                         f"{restarts} restart(s); widen the grid (--scan) or change --init")
+    table = dict({n: v.tolist() for n, v in values.items()}, **{k: v.tolist() for k, v in cost.items()},
+                 chosen=chosen.tolist())
+    return dict(init, **{n: v[chosen] for n, v in values.items()}), table
+
+
+_SCAN_COLUMNS = ("fc_corr", "fc_diff", "fcd_ks", "fic_penalty", "cost", "chosen")
+
+
+def _scan_line(scan: dict, best: int) -> str:
+    i = scan["chosen"][best]
+    point = ", ".join(f"{n} {scan[n][i]:.4g}" for n in scan if n not in _SCAN_COLUMNS)
+    return (f"start: scan point {i} of {len(scan['cost'])} ({point}): FC r {scan['fc_corr'][i]:.3f}, "
+            f"FCD KS {scan['fcd_ks'][i]:.3f}, cuBNM cost {scan['cost'][i]:.3f} on the fitted session")
 
 
 def _check_fic_at_start(model) -> None:
@@ -166,13 +220,15 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                       het_params: Sequence[str] = ("g_EE", "g_EI"), maps: Sequence[str] = (),
                       groups: str | None = None, regional: Sequence[str] = (), prior: str = "global",
                       weights: Mapping | None = None, init: Mapping | None = None, restarts: int = 1,
+                      scan: Mapping | None = SCAN_GRID,
                       epochs: int = 20, lr: float = 0.05, frames: int | None = None, heldout: str = "auto",
                       seed: int = 0, dtype=torch.float32, backend: str = "auto", progress: bool = True,
                       figures: bool = True, overwrite: bool = False) -> PhysiologicalFitReport:
     """Fit one subject (module docstring) with ``restarts`` models batched, full-session exact
     gradients, the same noise every update (a deterministic objective, Adam at ``lr`` on the scheme's
-    log-scale parameters), scored on the held-out session. Writes result.json/npz, report.json and
-    figures into ``out``."""
+    log-scale parameters), scored on the held-out session. The restarts start at the best points of
+    ``scan`` (:func:`scan_starts`; None: G spread over [0.5, 3] from ``init``). Writes result.json/npz,
+    report.json and figures into ``out``."""
     t0 = time.perf_counter()
     restarts = check_int("restarts", restarts, 1)
     out = prepare_run_dir(out, overwrite=overwrite)
@@ -182,7 +238,14 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     bold, held, protocol = split_data(subj, dataset, subject, heldout, frames)
     sch = physiological_scheme(scheme, fic, dt)
     het = heterogeneity_for(subj, het_params, maps=maps, groups=groups)
-    model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=restarts, init=_starts(restarts, seed, init or {}),
+    scan_table = None
+    scan = {n: v for n, v in (scan or {}).items() if n not in (init or {})}      # a fixed start leaves the scan
+    if scan:
+        start, scan_table = scan_starts(subj, sch, bold, scan, restarts, init=init or {}, seed=seed, dtype=dtype,
+                                        backend=backend)
+    else:
+        start = _starts(restarts, seed, init or {})
+    model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=restarts, init=start,
                 regional=regional, heterogeneity=het, seed=seed, dtype=dtype, backend=backend)
     _check_fic_at_start(model)
     objective = deco2014_objective(model, weights, prior=prior)
@@ -197,7 +260,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, protocol=protocol, cubnm_cost=cost,
                      rate_E=rate.numpy(), heterogeneity=model.heterogeneity_report(),
                      labels=None if subj.labels is None else list(subj.labels),
-                     fic_ok=None if ok is None else ok.numpy())
+                     fic_ok=None if ok is None else ok.numpy(), scan=scan_table)
     res.save(out)
     figs = []
     if figures_enabled(figures):
@@ -213,6 +276,6 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
         rate=dict(median=rate.median(-1).values.tolist(), min=rate.amin(-1).tolist(), max=rate.amax(-1).tolist()),
         fic_unstable_nodes=[0] * restarts if ok is None else (~ok).sum(-1).tolist(),
         fitted={k: np.asarray(v)[best].tolist() for k, v in res.fitted.items()},
-        wall_time=time.perf_counter() - t0, figures=figs, out=str(out))
+        wall_time=time.perf_counter() - t0, scan=scan_table, figures=figs, out=str(out))
     report.save(out / "report.json")
     return report
