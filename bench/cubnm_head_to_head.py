@@ -16,9 +16,10 @@ map-based w_p and J_N (coefficients in its 'auto' ranges) and nmmfit's map-based
 
 cuBNM runs in a scratch venv (``bench/fic_cubnm_check.ensure_cubnm``: it pins numpy<2, never the
 project's .venv), ``force_cpu=True``, CMA-ES ``popsize`` 20 and ``n_iter`` 10 as in its tutorial,
-seed 1; each generation's wall time is recorded. nmmfit then runs :func:`nmmfit.fit` (full-session
-exact gradients, the same noise every update, Adam on log-scale parameters, ``--restarts`` models
-batched with G spread over [0.5, 3]) for the same wall time, scoring cuBNM's cost on every
+seed 1; each generation's wall time is recorded. nmmfit then runs its start scan (the 30 points of
+``SCAN_GRID`` in one batched run; ``--no-scan``: G spread over [0.5, 3]) and :func:`nmmfit.fit`
+(full-session exact gradients, the same noise every update, Adam on log-scale parameters,
+``--restarts`` models batched) for the same wall time, the scan included, scoring cuBNM's cost on every
 update's own simulation. Both tools' best parameters (lowest cost on REST1) are then re-simulated by
 nmmfit (3 noise seeds) and scored on REST1 and on held-out REST2. Reported: best cost against wall
 time, and the time each needs to reach the other's best.
@@ -41,6 +42,7 @@ import torch
 import nmmfit
 from nmmfit import datasets
 from nmmfit.fit import Callback
+from nmmfit.experiments.physiological import SCAN_GRID, scan_starts
 from nmmfit.losses import cubnm_cost, deco2014_objective
 from nmmfit.params.heterogeneity import MapScaling
 from nmmfit.params.schemes import DECO2014_FIC_SCHEME
@@ -129,8 +131,8 @@ class _Budget(Callback):
     class Spent(Exception):
         pass
 
-    def __init__(self, emp, tr, budget):
-        self.emp, self.tr, self.budget, self.t0, self.log = emp, tr, budget, time.perf_counter(), []
+    def __init__(self, emp, tr, budget, t0, log):
+        self.emp, self.tr, self.budget, self.t0, self.log = emp, tr, budget, t0, log
 
     def on_epoch(self, run, info):
         c = cubnm_cost(run.last_train_bold, self.emp, self.tr)
@@ -142,16 +144,26 @@ class _Budget(Callback):
 
 
 def run_nmmfit(d: dict, a, budget: float) -> list:
+    """nmmfit's fit for ``budget`` seconds, its start scan (``--scan``, the grid of ``SCAN_GRID``, one batched run)
+    counted in the time; one log entry per update (and one for the scan: every grid point)."""
     torch.set_num_threads(1)
-    u = torch.linspace(0, 1, a.restarts, dtype=torch.float64) if a.restarts > 1 else torch.tensor([0.3])
-    G = 0.5 * 6.0 ** u
-    model = make_model(d, a, a.restarts, dict(g=0.15 * G))
-    frames = round(a.duration / d["tr"])
+    t0 = time.perf_counter()
+    frames, drop = round(a.duration / d["tr"]), round(30 / d["tr"])
     emp = torch.as_tensor(d["rest1"], dtype=torch.float64)
-    cb = _Budget(emp, d["tr"], budget)
+    log = []
+    if a.scan:
+        init, table = scan_starts(lambda B, start: make_model(d, a, B, start), d["rest1"], d["tr"], SCAN_GRID,
+                                  a.restarts, init={}, seed=0, burn_frames=drop, frames=frames - drop)
+        log.append(dict(time=time.perf_counter() - t0, **{k: table[k] for k in ("fc_corr", "fc_diff", "fcd_ks", "cost")},
+                        values={k: table[k] for k in SCAN_GRID}))
+    else:
+        u = torch.linspace(0, 1, a.restarts, dtype=torch.float64) if a.restarts > 1 else torch.tensor([0.3])
+        init = dict(g=0.15 * 0.5 * 6.0 ** u)
+    model = make_model(d, a, a.restarts, init)
+    cb = _Budget(emp, d["tr"], budget, t0, log)
     try:
         nmmfit.fit(model, d["rest1"], objective=deco2014_objective(model, {"fc_mean": 0.0}), mode="full",
-                   resample_noise=False, sim_frames=frames, discard_frames=round(30 / d["tr"]), burn_in_windows=0,
+                   resample_noise=False, sim_frames=frames, discard_frames=drop, burn_in_windows=0,
                    epochs=10_000, lr=a.lr, average_last=1, test=False, callbacks=[cb])
     except _Budget.Spent:
         pass
@@ -224,6 +236,8 @@ def main():
     ap.add_argument("--popsize", type=int, default=20)
     ap.add_argument("--restarts", type=int, default=2)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--no-scan", dest="scan", action="store_false",
+                    help="start nmmfit's restarts at G spread over [0.5, 3] instead of its start scan")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/cubnm-venv"))
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -239,7 +253,7 @@ def main():
           f"(FC r {c_best['fc_corr']:.3f}, FCD KS {c_best['fcd_ks']:.3f})", flush=True)
     log = run_nmmfit(d, a, c_curve[-1][0])
     n_curve, n_best = nmmfit_curve(log)
-    print(f"nmmfit: {len(log)} updates x {a.restarts}, {n_curve[-1][0]:.0f} s, best cost {n_best['cost']:.3f} "
+    print(f"nmmfit: {sum(len(e['cost']) for e in log)} simulations, {n_curve[-1][0]:.0f} s, best cost {n_best['cost']:.3f} "
           f"(FC r {n_best['fc_corr']:.3f}, FCD KS {n_best['fcd_ks']:.3f})", flush=True)
     held = dict(cubnm=heldout_scores(d, a, regional_from_cubnm(d, c_best)), nmmfit=heldout_scores(d, a, n_best["values"]))
     reach = dict(nmmfit_to_cubnm_best=time_to_reach(n_curve, c_best["cost"]),
@@ -248,7 +262,7 @@ def main():
           "held-out REST2 FC r / FCD KS | time to reach the other's best |")
     print("|---|---|---|---|---|---|---|")
     for tool, curve, n, best, other in (("cuBNM CMA-ES", c_curve, len(cub["cost"]), c_best, "cubnm_to_nmmfit_best"),
-                                        ("nmmfit gradient", n_curve, len(log) * a.restarts, n_best,
+                                        ("nmmfit gradient", n_curve, sum(len(e["cost"]) for e in log), n_best,
                                          "nmmfit_to_cubnm_best")):
         h = held["cubnm" if tool.startswith("cuBNM") else "nmmfit"]
         t = reach[other]

@@ -104,8 +104,8 @@ def test_scan_starts_are_the_grid_points_of_lowest_cost(files):
     subj = load_files(files / "sc.csv", files / "bold.npy", tr=0.72)
     sch = physiological_scheme("deco2014_fic", None, 2.0)
     grid = {"g": (0.05, 0.2, 0.6), "g_EI": (0.15, 0.4)}
-    init, table = scan_starts(subj, sch, subj.bold[:60], grid, 2, init={"g_EE": 0.25}, seed=0,
-                              dtype=torch.float32, backend="auto")
+    init, table = scan_starts(lambda B, start: nmmfit.RWW(subj.sc, scheme=sch, tr=0.72, batch=B, init=start),
+                              subj.bold[:60], 0.72, grid, 2, init={"g_EE": 0.25}, seed=0)
     cost = np.array(table["cost"])
     assert cost.shape == (6,) and np.isfinite(cost).all()
     assert table["chosen"] == np.argsort(cost)[:2].tolist()

@@ -143,25 +143,26 @@ def _starts(restarts: int, seed: int, init: Mapping) -> dict:
 
 
 @torch.no_grad()
-def scan_starts(subj, sch, bold, grid: Mapping, restarts: int, *, init: Mapping, seed: int, dtype, backend,
-                burn_frames: int = 40) -> tuple[dict, dict]:
-    """Restarts' initial values from a grid scan: every point of ``grid`` (name -> values, natural units;
-    the other parameters at ``init`` or the scheme's values) simulated in one batch for ``burn_frames`` +
-    ``len(bold)`` frames, scored by cuBNM's cost against ``bold # [T, N]``; the ``restarts`` best points
-    where FIC is stable. Returns ``(init, table)``: ``init`` name -> ``[restarts]`` float64, ``table``
-    the grid and its cost parts (lists), ``chosen`` the indices of the starts."""
-    unknown = sorted(set(grid) - set(sch.fit))
-    if unknown:
-        raise ValueError(f"scan: {unknown} not fitted by scheme {sch.name!r}; expected names from {list(sch.fit)}")
+def scan_starts(make_model, bold, tr: float, grid: Mapping, restarts: int, *, init: Mapping, seed: int,
+                burn_frames: int = 40, frames: int | None = None) -> tuple[dict, dict]:
+    """Restarts' initial values from a grid scan. Every point of ``grid`` (name -> values, natural units;
+    the other parameters at ``init`` or the scheme's values) is simulated in one batch,
+    ``make_model(batch, init) -> RWW``, for ``burn_frames`` + ``frames`` (default ``len(bold)``) frames
+    and scored by cuBNM's cost against ``bold # [T, N]`` (sample period ``tr`` s); the ``restarts`` best
+    points where FIC is stable are the starts. Returns ``(init, table)``: ``init`` name ->
+    ``[restarts]`` float64; ``table`` the grid and its cost parts (lists), ``chosen`` the starts' indices."""
     names = list(grid)
     points = list(itertools.product(*(grid[n] for n in names)))
     if restarts > len(points):
         raise ValueError(f"restarts: {restarts} restarts need at least as many scan points; the grid has {len(points)}")
     values = {n: torch.tensor([p[i] for p in points], dtype=torch.float64) for i, n in enumerate(names)}
-    model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=len(points), init=dict(init, **values), seed=seed,
-                dtype=dtype, backend=backend)
-    sim = model(burn_frames + len(bold), seed=seed).bold[:, burn_frames:]
-    cost = cubnm_cost(sim, torch.as_tensor(np.asarray(bold), dtype=torch.float64), subj.tr)
+    model = make_model(len(points), dict(init, **values))
+    unknown = sorted(set(grid) - set(model.scheme.fit))
+    if unknown:
+        raise ValueError(f"scan: {unknown} not fitted by scheme {model.scheme.name!r}; expected names from "
+                         f"{list(model.scheme.fit)}")
+    sim = model(burn_frames + (frames or len(bold)), seed=seed).bold[:, burn_frames:]
+    cost = cubnm_cost(sim, torch.as_tensor(np.asarray(bold), dtype=torch.float64), tr)
     ok = model.derived_report().get("fic_ok")
     score = cost["cost"].masked_fill(~torch.isfinite(cost["cost"]), float("inf"))
     if ok is not None:
@@ -240,13 +241,15 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     het = heterogeneity_for(subj, het_params, maps=maps, groups=groups)
     scan_table = None
     scan = {n: v for n, v in (scan or {}).items() if n not in (init or {})}      # a fixed start leaves the scan
+    def make_model(batch, start, **kw):
+        return RWW(subj.sc, scheme=sch, tr=subj.tr, batch=batch, init=start, seed=seed, dtype=dtype,
+                   backend=backend, **kw)
+
     if scan:
-        start, scan_table = scan_starts(subj, sch, bold, scan, restarts, init=init or {}, seed=seed, dtype=dtype,
-                                        backend=backend)
+        start, scan_table = scan_starts(make_model, bold, subj.tr, scan, restarts, init=init or {}, seed=seed)
     else:
         start = _starts(restarts, seed, init or {})
-    model = RWW(subj.sc, scheme=sch, tr=subj.tr, batch=restarts, init=start,
-                regional=regional, heterogeneity=het, seed=seed, dtype=dtype, backend=backend)
+    model = make_model(restarts, start, regional=regional, heterogeneity=het)
     _check_fic_at_start(model)
     objective = deco2014_objective(model, weights, prior=prior)
     res = run_fit(model, bold, objective=objective, heldout=held, group_fc=group_fc_for(dataset, subj.subject)
