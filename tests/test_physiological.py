@@ -120,3 +120,15 @@ def test_fit_reports_its_scan_start(files, tmp_path, capsys):
     assert "start: scan point" in capsys.readouterr().out
     rep = json.loads((out / "report.json").read_text())
     assert len(rep["scan"]["cost"]) == 4 and len(rep["scan"]["chosen"]) == 1
+
+
+def test_resampled_noise_fit_averages_its_last_quarter(files, tmp_path):
+    out = tmp_path / "resample"
+    assert main(_args(files, out, "--no-figures", "--resample-noise", "--epochs", "4")) == 0
+    cfg = nmmfit.FitResult.load(out).config
+    assert cfg["resample_noise"] is True and cfg["average_last"] == 1
+    fixed = tmp_path / "fixed"
+    assert main(_args(files, fixed, "--no-figures", "--epochs", "4")) == 0
+    a = json.loads((out / "report.json").read_text())["cost"]["train (in-sample)"]["cost"]
+    b = json.loads((fixed / "report.json").read_text())["cost"]["train (in-sample)"]["cost"]
+    assert a != b                                           # another noise stream after the first update

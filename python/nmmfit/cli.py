@@ -204,6 +204,9 @@ def _add_physiological(p):
     p.add_argument("--scan", type=_grid, action="append", default=[], metavar="NAME=V1,V2,...",
                    help="start grid of a fitted parameter (natural units), repeatable; the restarts start at the "
                         "grid's best points by cuBNM's cost (default grid: experiments.physiological.SCAN_GRID)")
+    p.add_argument("--resample-noise", action="store_true",
+                   help="fresh noise every update (stochastic gradients of the expected objective; the estimate "
+                        "averages the last quarter of the updates) instead of the same noise every update")
     p.add_argument("--no-start-scan", action="store_true",
                    help="no start scan: G spread over [0.5, 3] across restarts, the rest at --init or the scheme's")
 
@@ -235,7 +238,7 @@ def _run_physiological(ex, args, common):
         het_params=args.het or (), maps=maps, groups=args.groups, regional=args.regional or (), prior=args.prior,
         weights=args.objective, init=dict(args.init), restarts=args.restarts,
         scan=None if args.no_start_scan else dict(args.scan) or ex.SCAN_GRID,
-        epochs=20 if args.epochs is None else args.epochs, lr=args.lr,
+        epochs=20 if args.epochs is None else args.epochs, lr=args.lr, resample_noise=args.resample_noise,
         frames=args.frames, heldout=args.heldout, seed=args.seed, dtype=common["dtype"], backend=args.backend,
         progress=common["progress"], figures=common["figures"], overwrite=args.overwrite)
 

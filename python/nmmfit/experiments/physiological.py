@@ -222,12 +222,15 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                       groups: str | None = None, regional: Sequence[str] = (), prior: str = "global",
                       weights: Mapping | None = None, init: Mapping | None = None, restarts: int = 1,
                       scan: Mapping | None = SCAN_GRID,
-                      epochs: int = 20, lr: float = 0.05, frames: int | None = None, heldout: str = "auto",
+                      epochs: int = 20, lr: float = 0.05, resample_noise: bool = False,
+                      frames: int | None = None, heldout: str = "auto",
                       seed: int = 0, dtype=torch.float32, backend: str = "auto", progress: bool = True,
                       figures: bool = True, overwrite: bool = False) -> PhysiologicalFitReport:
     """Fit one subject (module docstring) with ``restarts`` models batched, full-session exact
-    gradients, the same noise every update (a deterministic objective, Adam at ``lr`` on the scheme's
-    log-scale parameters), scored on the held-out session. The restarts start at the best points of
+    gradients, Adam at ``lr`` on the scheme's log-scale parameters, scored on the held-out session.
+    The same noise every update (a deterministic objective), or with ``resample_noise`` fresh noise
+    every update (stochastic gradients of the expected objective; the estimate is then the mean of the
+    last quarter of the updates). The restarts start at the best points of
     ``scan`` (:func:`scan_starts`; None: G spread over [0.5, 3] from ``init``). Writes result.json/npz,
     report.json and figures into ``out``."""
     t0 = time.perf_counter()
@@ -253,9 +256,9 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     _check_fic_at_start(model)
     objective = deco2014_objective(model, weights, prior=prior)
     res = run_fit(model, bold, objective=objective, heldout=held, group_fc=group_fc_for(dataset, subj.subject)
-                  if sc_path is None else None, mode="full", resample_noise=False, epochs=epochs, lr=lr,
-                  average_last=1, test_windows="data", seed=seed, out_dir=out, overwrite=overwrite,
-                  progress=progress, save_result=False)
+                  if sc_path is None else None, mode="full", resample_noise=resample_noise, epochs=epochs,
+                  lr=lr, average_last=max(1, epochs // 4) if resample_noise else 1, test_windows="data",
+                  seed=seed, out_dir=out, overwrite=overwrite, progress=progress, save_result=False)
     rate = _rates(model, len(bold), seed)
     ok = model.derived_report().get("fic_ok")
     cost = _costs(res, bold, held, subj.tr, rate)          # FC and FCD are scale-free: the data as given
