@@ -11,6 +11,7 @@
 
 #include "interrupt.h"
 #include "nmmfit/program.h"
+#include "philox_lanes.h"
 
 namespace nmmfit {
 namespace {
@@ -157,6 +158,24 @@ void accumulate_outer(double* G, int64_t N, int64_t ld, const T* gc, int64_t gc_
   }
 }
 
+// Words 0 and 1 of every node's Philox block at global step tg: w0, w1 [ld], ld a multiple of 8.
+void philox_words(uint64_t seed, uint32_t stream, uint64_t tg, int64_t ld, uint32_t* w0, uint32_t* w1) {
+#ifdef NMMFIT_PHILOX_LANES8
+  for (int64_t i = 0; i < ld; i += 8) {
+    const Philox4T<Lanes8> w = philox_node_step(seed, stream, tg, Lanes8::iota(static_cast<uint32_t>(i)));
+    w.v[0].store(w0 + i);
+    w.v[1].store(w1 + i);
+  }
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) {
+    const Philox4 w = philox_node_step(seed, stream, tg, static_cast<uint32_t>(i));
+    w0[i] = w.v[0];
+    w1[i] = w.v[1];
+  }
+#endif
+}
+
 // The step's noise for all nodes, xi [2, ld]: the same values as node_noise() node by node,
 // computed as four loops (Philox words, radius, cos, sin) that each vectorise; in one loop GCC would
 // fuse sin and cos into sincos, which has no vector variant it can call.
@@ -166,13 +185,7 @@ void noise_all(const Sizes& z, uint32_t stream, int64_t t, int64_t ld, uint32_t*
     std::fill(xi, xi + 2 * ld, T(0));
     return;
   }
-  const uint64_t tg = z.step_offset + static_cast<uint64_t>(t);
-#pragma omp simd
-  for (int64_t i = 0; i < ld; ++i) {
-    const Philox4 w = philox_node_step(z.seed, stream, tg, static_cast<uint32_t>(i));
-    w0[i] = w.v[0];
-    w1[i] = w.v[1];
-  }
+  philox_words(z.seed, stream, z.step_offset + static_cast<uint64_t>(t), ld, w0, w1);
   T* rad = xi + ld;  // the radius is parked in the xi_I row until the sin loop overwrites it
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) rad[i] = box_muller_radius<T>(w0[i]);
