@@ -350,10 +350,13 @@ template <class T>
 void simulate_backward_cpu(const BackwardArgs<T>& a) {
   const int64_t N = a.z.N, B = a.z.B;
   const bool shared_W = a.W_bstride == 0;
-  // Simulations sharing W accumulate its gradient in fixed chunks summed in a fixed order, so the
-  // result does not depend on the thread count.
-  constexpr int64_t kChunk = 8;
-  const int64_t n_chunks = (B + kChunk - 1) / kChunk;
+  // Simulations sharing W accumulate its gradient in chunks summed in a fixed order, so the result
+  // does not depend on the thread count. The chunks split B into min(B, kMaxChunks) near-equal runs
+  // (not runs of a fixed length): each chunk is one task, so B = 8 still gives every thread work,
+  // and the chunks' G [N, N] buffers stay bounded in B.
+  constexpr int64_t kMaxChunks = 16;
+  const int64_t n_chunks = std::min(B, kMaxChunks);
+  const auto chunk_start = [&](int64_t chunk) { return chunk * B / n_chunks; };
   std::vector<double> G_chunks(a.grad_W && shared_W ? n_chunks * N * N : 0);
   with_config(a.z.cfg, [&](const auto& cfg) {
 #pragma omp parallel
@@ -363,7 +366,7 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
       std::vector<double> G_own(a.grad_W && !shared_W ? N * N : 0);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-        for (int64_t b = chunk * kChunk; b < std::min(B, (chunk + 1) * kChunk); ++b) {
+        for (int64_t b = chunk_start(chunk); b < chunk_start(chunk + 1); ++b) {
           double* G = nullptr;
           if (a.grad_W && shared_W) G = G_chunks.data() + chunk * N * N;
           if (a.grad_W && !shared_W) {
