@@ -109,11 +109,24 @@ void matvec_block(const T* M, int64_t rows, int64_t ld, const T* x, int64_t i0, 
   for (int ii = 0; ii < Width; ++ii) out[i0 + ii] = (accumulate ? out[i0 + ii] : T(0)) + (even[ii] + odd[ii]);
 }
 
-// out [ld] (+)= M^T x for M [rows, ld] (ld a multiple of kLanes), in blocks of up to 4 vectors.
+// The register file: 16 vectors of 32 bytes (AVX2), 32 of 64 bytes (AVX-512). A block of four
+// vectors keeps its two accumulator sets (8 registers) and the loads in registers; a wider block
+// spills the accumulators to the stack on every row.
+#if defined(__AVX512F__)
+constexpr int64_t kVectorBytes = 64;
+#else
+constexpr int64_t kVectorBytes = 32;
+#endif
+template <class T>
+constexpr int kMatvecBlock = 4 * kVectorBytes / sizeof(T);
+
+// out [ld] (+)= M^T x for M [rows, ld] (ld a multiple of kLanes), in blocks of four vectors and a
+// remainder of whole kLanes.
 template <class T>
 void matvec_transposed(const T* M, int64_t rows, int64_t ld, const T* x, bool accumulate, T* out) {
   int64_t i0 = 0;
-  for (; i0 + 4 * kLanes <= ld; i0 += 4 * kLanes) matvec_block<4 * kLanes>(M, rows, ld, x, i0, accumulate, out);
+  for (; i0 + kMatvecBlock<T> <= ld; i0 += kMatvecBlock<T>)
+    matvec_block<kMatvecBlock<T>>(M, rows, ld, x, i0, accumulate, out);
   switch ((ld - i0) / kLanes) {
     case 3: matvec_block<3 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
     case 2: matvec_block<2 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
