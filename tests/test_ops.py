@@ -204,8 +204,9 @@ def test_torch_compile_loss_through_simulate():
     torch.testing.assert_close(g.grad, g_ref.grad)
 
 
-def test_same_result_whatever_the_thread_count():
-    W, params, state0 = make_problem("deco2014", 9, 5, torch.float32)
+@pytest.mark.parametrize("B", [5, 18])  # one simulation per dL/dW chunk; chunks of one and two
+def test_same_result_whatever_the_thread_count(B):
+    W, params, state0 = make_problem("deco2014", 9, B, torch.float32)
     kw = run_kw("deco2014")
     before = torch.get_num_threads()
     try:

@@ -11,6 +11,7 @@
 
 #include "interrupt.h"
 #include "nmmfit/program.h"
+#include "philox_lanes.h"
 
 namespace nmmfit {
 namespace {
@@ -108,11 +109,24 @@ void matvec_block(const T* M, int64_t rows, int64_t ld, const T* x, int64_t i0, 
   for (int ii = 0; ii < Width; ++ii) out[i0 + ii] = (accumulate ? out[i0 + ii] : T(0)) + (even[ii] + odd[ii]);
 }
 
-// out [ld] (+)= M^T x for M [rows, ld] (ld a multiple of kLanes), in blocks of up to 4 vectors.
+// The register file: 16 vectors of 32 bytes (AVX2), 32 of 64 bytes (AVX-512). A block of four
+// vectors keeps its two accumulator sets (8 registers) and the loads in registers; a wider block
+// spills the accumulators to the stack on every row.
+#if defined(__AVX512F__)
+constexpr int64_t kVectorBytes = 64;
+#else
+constexpr int64_t kVectorBytes = 32;
+#endif
+template <class T>
+constexpr int kMatvecBlock = 4 * kVectorBytes / sizeof(T);
+
+// out [ld] (+)= M^T x for M [rows, ld] (ld a multiple of kLanes), in blocks of four vectors and a
+// remainder of whole kLanes.
 template <class T>
 void matvec_transposed(const T* M, int64_t rows, int64_t ld, const T* x, bool accumulate, T* out) {
   int64_t i0 = 0;
-  for (; i0 + 4 * kLanes <= ld; i0 += 4 * kLanes) matvec_block<4 * kLanes>(M, rows, ld, x, i0, accumulate, out);
+  for (; i0 + kMatvecBlock<T> <= ld; i0 += kMatvecBlock<T>)
+    matvec_block<kMatvecBlock<T>>(M, rows, ld, x, i0, accumulate, out);
   switch ((ld - i0) / kLanes) {
     case 3: matvec_block<3 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
     case 2: matvec_block<2 * kLanes>(M, rows, ld, x, i0, accumulate, out); break;
@@ -157,6 +171,24 @@ void accumulate_outer(double* G, int64_t N, int64_t ld, const T* gc, int64_t gc_
   }
 }
 
+// Words 0 and 1 of every node's Philox block at global step tg: w0, w1 [ld], ld a multiple of 8.
+void philox_words(uint64_t seed, uint32_t stream, uint64_t tg, int64_t ld, uint32_t* w0, uint32_t* w1) {
+#ifdef NMMFIT_PHILOX_LANES8
+  for (int64_t i = 0; i < ld; i += 8) {
+    const Philox4T<Lanes8> w = philox_node_step(seed, stream, tg, Lanes8::iota(static_cast<uint32_t>(i)));
+    w.v[0].store(w0 + i);
+    w.v[1].store(w1 + i);
+  }
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < ld; ++i) {
+    const Philox4 w = philox_node_step(seed, stream, tg, static_cast<uint32_t>(i));
+    w0[i] = w.v[0];
+    w1[i] = w.v[1];
+  }
+#endif
+}
+
 // The step's noise for all nodes, xi [2, ld]: the same values as node_noise() node by node,
 // computed as four loops (Philox words, radius, cos, sin) that each vectorise; in one loop GCC would
 // fuse sin and cos into sincos, which has no vector variant it can call.
@@ -166,13 +198,7 @@ void noise_all(const Sizes& z, uint32_t stream, int64_t t, int64_t ld, uint32_t*
     std::fill(xi, xi + 2 * ld, T(0));
     return;
   }
-  const uint64_t tg = z.step_offset + static_cast<uint64_t>(t);
-#pragma omp simd
-  for (int64_t i = 0; i < ld; ++i) {
-    const Philox4 w = philox_node_step(z.seed, stream, tg, static_cast<uint32_t>(i));
-    w0[i] = w.v[0];
-    w1[i] = w.v[1];
-  }
+  philox_words(z.seed, stream, z.step_offset + static_cast<uint64_t>(t), ld, w0, w1);
   T* rad = xi + ld;  // the radius is parked in the xi_I row until the sin loop overwrites it
 #pragma omp simd
   for (int64_t i = 0; i < ld; ++i) rad[i] = box_muller_radius<T>(w0[i]);
@@ -337,10 +363,13 @@ template <class T>
 void simulate_backward_cpu(const BackwardArgs<T>& a) {
   const int64_t N = a.z.N, B = a.z.B;
   const bool shared_W = a.W_bstride == 0;
-  // Simulations sharing W accumulate its gradient in fixed chunks summed in a fixed order, so the
-  // result does not depend on the thread count.
-  constexpr int64_t kChunk = 8;
-  const int64_t n_chunks = (B + kChunk - 1) / kChunk;
+  // Simulations sharing W accumulate its gradient in chunks summed in a fixed order, so the result
+  // does not depend on the thread count. The chunks split B into min(B, kMaxChunks) near-equal runs
+  // (not runs of a fixed length): each chunk is one task, so B = 8 still gives every thread work,
+  // and the chunks' G [N, N] buffers stay bounded in B.
+  constexpr int64_t kMaxChunks = 16;
+  const int64_t n_chunks = std::min(B, kMaxChunks);
+  const auto chunk_start = [&](int64_t chunk) { return chunk * B / n_chunks; };
   std::vector<double> G_chunks(a.grad_W && shared_W ? n_chunks * N * N : 0);
   with_config(a.z.cfg, [&](const auto& cfg) {
 #pragma omp parallel
@@ -350,7 +379,7 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
       std::vector<double> G_own(a.grad_W && !shared_W ? N * N : 0);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-        for (int64_t b = chunk * kChunk; b < std::min(B, (chunk + 1) * kChunk); ++b) {
+        for (int64_t b = chunk_start(chunk); b < chunk_start(chunk + 1); ++b) {
           double* G = nullptr;
           if (a.grad_W && shared_W) G = G_chunks.data() + chunk * N * N;
           if (a.grad_W && !shared_W) {

@@ -16,9 +16,14 @@
 
 namespace nmmfit {
 
-struct Philox4 {
-  uint32_t v[4];
+// The four words of a Philox block. U is uint32_t, or on the CPU a vector of lanes (csrc/cpu/
+// philox_lanes.h: one block per lane, so a loop over nodes draws a vector of blocks at once); a lane
+// type provides philox_mulhilo, ^ and construction from a uint32_t (broadcast).
+template <class U>
+struct Philox4T {
+  U v[4];
 };
+using Philox4 = Philox4T<uint32_t>;
 
 NMM_HD void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
   const uint64_t p = static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
@@ -26,7 +31,8 @@ NMM_HD void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
   lo = static_cast<uint32_t>(p);
 }
 
-NMM_HD Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
+template <class U>
+NMM_HD Philox4T<U> philox4x32_10(Philox4T<U> ctr, uint32_t k0, uint32_t k1) {
   constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   // Fully unrolled, so a loop over nodes around it vectorises on the CPU.
 #ifdef __CUDA_ARCH__
@@ -35,10 +41,10 @@ NMM_HD Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
 #pragma GCC unroll 10
 #endif
   for (int round = 0; round < 10; ++round) {
-    uint32_t hi0, lo0, hi1, lo1;
+    U hi0, lo0, hi1, lo1;
     philox_mulhilo(M0, ctr.v[0], hi0, lo0);
     philox_mulhilo(M1, ctr.v[2], hi1, lo1);
-    ctr = Philox4{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+    ctr = Philox4T<U>{{hi1 ^ ctr.v[1] ^ U(k0), lo1, hi0 ^ ctr.v[3] ^ U(k1), lo0}};
     k0 += W0;
     k1 += W1;
   }
@@ -65,8 +71,10 @@ NMM_HD T box_muller_angle(uint32_t w1) {
   return T(6.283185307179586) * philox_uniform<T>(w1);
 }
 
-NMM_HD Philox4 philox_node_step(uint64_t seed, uint32_t stream, uint64_t t, uint32_t i) {
-  return philox4x32_10(Philox4{{static_cast<uint32_t>(t), static_cast<uint32_t>(t >> 32), i, stream}},
+// The block of node i (or of the nodes in the lanes of i) at global step t.
+template <class U>
+NMM_HD Philox4T<U> philox_node_step(uint64_t seed, uint32_t stream, uint64_t t, U i) {
+  return philox4x32_10(Philox4T<U>{{U(static_cast<uint32_t>(t)), U(static_cast<uint32_t>(t >> 32)), i, U(stream)}},
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
