@@ -114,6 +114,35 @@ def test_scale_reaching_zero_is_an_error_not_a_clip():
         m.value("g_EE")
 
 
+def test_a_fit_update_projects_infeasible_coefficients_to_the_floor():
+    from nmmfit.params.heterogeneity import SCALE_FLOOR
+
+    m = fic_model(batch=2, heterogeneity={"g_EE": MapScaling.from_maps(maps(), N)})
+    h = m.hetero["g_EE"]
+    a = torch.tensor([[5.0, -1.0], [0.1, 0.05]], dtype=F64)
+    h.set_coefficients(a)
+    assert m.project_()
+    s = h.scale().detach()
+    assert torch.isclose(s[0].min(), torch.tensor(SCALE_FLOOR, dtype=F64))          # shrunk to the floor
+    c = h.coef.detach()
+    assert torch.allclose(c[0] / c[0].norm(), a[0] / a[0].norm()) and c[0].norm() < a[0].norm()
+    assert torch.equal(c[1], a[1])                                                   # feasible: untouched
+    assert m.heterogeneity_report()["g_EE"]["projections"] == [1, 0]
+    assert not m.project_()
+
+
+def test_fit_with_a_huge_step_keeps_the_scale_feasible():
+    m = nmmfit.RWW(sc(), scheme=DECO2014_FIC_SCHEME.replace(preset=DECO2014.with_dt(2.0)), init=dict(g=0.1),
+                   heterogeneity={"g_EE": MapScaling.from_maps(maps(), N)})
+    with torch.no_grad():
+        bold = m(80).bold[0].double()
+    m.hetero["g_EE"].set_coefficients(torch.tensor([[0.0, 0.0]]))
+    nmmfit.fit(m, bold, objective=deco2014_objective(m), mode="full", resample_noise=False, epochs=4, lr=3.0,
+               test=False, window=20, burn_in_windows=0)
+    assert bool((m.hetero["g_EE"].scale() > 0).all())
+    assert sum(m.heterogeneity_report()["g_EE"]["projections"]) > 0
+
+
 # ------------------------------------------------------------------ FIC in the model
 def test_fic_scheme_derives_g_IE_every_forward_with_gradient():
     m = fic_model()

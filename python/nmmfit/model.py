@@ -282,9 +282,16 @@ class RWW(nn.Module):
 
     @torch.no_grad()
     def heterogeneity_report(self) -> dict:
-        """name -> {kind, maps (names), coef ``[B, K]`` list} for the heterogeneous parameters."""
-        return {n: dict(kind=m.scaling.kind, maps=list(m.scaling.names), coef=m.coef.detach().cpu().tolist())
+        """name -> {kind, maps (names), coef ``[B, K]`` list, projections ``[B]`` (updates that put the
+        scale back to its floor)} for the heterogeneous parameters."""
+        return {n: dict(kind=m.scaling.kind, maps=list(m.scaling.names), coef=m.coef.detach().cpu().tolist(),
+                        projections=m.projections.tolist())
                 for n, m in self.hetero.items()}
+
+    def project_(self) -> bool:
+        """Put every heterogeneous parameter's coefficients back into their feasible set (after an
+        update); whether any moved."""
+        return any([bool(m.project_().any()) for m in self.hetero.values()])
 
     @torch.no_grad()
     def set_values(self, values: Mapping):

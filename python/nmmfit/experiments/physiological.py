@@ -111,6 +111,7 @@ class PhysiologicalFitReport(Report):
     fic_unstable_nodes: list
     fitted: dict
     wall_time: float
+    projections: dict = field(default_factory=dict)
     scan: dict | None = None
     figures: list = field(default_factory=list)
     out: str = ""
@@ -129,6 +130,9 @@ class PhysiologicalFitReport(Report):
         lines.append(f"  mean r_E after FIC: median {self.rate['median'][b]:.2f} Hz, range "
                      f"{self.rate['min'][b]:.2f}-{self.rate['max'][b]:.2f} Hz; FIC unstable at "
                      f"{self.fic_unstable_nodes[b]} node(s)")
+        shrunk = {n: h["projections"][b] for n, h in self.projections.items() if h["projections"][b]}
+        if shrunk:
+            lines.append(f"  map coefficients put back to the scale floor (updates): {shrunk}")
         lines.append(f"wall time {self.wall_time:.1f} s; results in {self.out}")
         return "\n".join(lines)
 
@@ -282,6 +286,6 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
         rate=dict(median=rate.median(-1).values.tolist(), min=rate.amin(-1).tolist(), max=rate.amax(-1).tolist()),
         fic_unstable_nodes=[0] * restarts if ok is None else (~ok).sum(-1).tolist(),
         fitted={k: np.asarray(v)[best].tolist() for k, v in res.fitted.items()},
-        wall_time=time.perf_counter() - t0, scan=scan_table, figures=figs, out=str(out))
+        wall_time=time.perf_counter() - t0, projections=model.heterogeneity_report(), scan=scan_table, figures=figs, out=str(out))
     report.save(out / "report.json")
     return report

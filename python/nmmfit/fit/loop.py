@@ -133,6 +133,8 @@ def update(p: Problem, run: Run, epoch: int, k: int, windows: int, lr):
         p.adam.step()
     else:
         total, parts, out = _lbfgs_step(p, run, emp, n_samples, where)
+    if model.project_() and p.lbfgs is not None:
+        p.lbfgs.from_model()
     run.state = out.state.detach()
     run.step += n_samples * model.steps_per_sample
     loss = total.detach().cpu().numpy().copy()

@@ -13,8 +13,11 @@ heterogeneity share this one formula (docs/MODEL.md; cuBNM's ``maps`` and ``node
 Free regional values (one per region) need no scaling: ``RWW(regional=...)``; their optional prior
 toward the global value or smoothness over the connectome is a loss term
 (:class:`nmmfit.losses.RegionalPrior`). A scale ``1 + a . map_i`` that reaches zero or below would
-flip the parameter's sign: it is an error naming the parameter, the model and the region, never a
-clip.
+flip the parameter's sign: given as coefficients, it is an error naming the parameter, the model and
+the region, never a clip. A fit keeps its coefficients feasible instead of dying mid-way: after
+every update, a model whose scale fell below :data:`SCALE_FLOOR` has its coefficients shrunk toward
+0 along their own direction just enough to reach the floor (a projected gradient step; the regional
+values stay exactly ``p (1 + a . map)``), and the projections are counted in the report.
 
 Imports: datasets.maps (the map and label checks), torch.
 """
@@ -29,7 +32,10 @@ from torch import nn
 
 from ..datasets.maps import check_map, check_node_group
 
-__all__ = ["MapScaling", "Heterogeneous"]
+__all__ = ["MapScaling", "Heterogeneous", "SCALE_FLOOR"]
+
+SCALE_FLOOR = 0.05
+"""The smallest scale ``1 + a . map_i`` a fit's update may leave (a region at 5% of the global value)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +102,7 @@ class Heterogeneous(nn.Module):
         self.scaling = scaling
         self.register_buffer("maps", torch.as_tensor(scaling.maps, dtype=dtype))
         coef = torch.zeros(B, scaling.K, dtype=dtype)
+        self.projections = torch.zeros(B, dtype=torch.int64)            # fit updates put back to the floor
         if fit:
             self.coef = nn.Parameter(coef)
         else:
@@ -115,6 +122,18 @@ class Heterogeneous(nn.Module):
                              f"regional values would change sign: lower the learning rate of "
                              f"'hetero.{name}.coef' or the coefficients")
         return p.unsqueeze(-1) * s
+
+    @torch.no_grad()
+    def project_(self) -> torch.Tensor:
+        """Shrink each model's coefficients by the factor ``t`` that puts its smallest scale at
+        :data:`SCALE_FLOOR` where it is below (``1 + t (s_min - 1) = floor``); returns ``[B]`` bool, the
+        models shrunk (their count accumulates in ``projections``)."""
+        low = self.scale().amin(-1)
+        shrunk = low < SCALE_FLOOR
+        t = torch.where(shrunk, (1.0 - SCALE_FLOOR) / (1.0 - low), torch.ones_like(low))
+        self.coef.mul_(t.unsqueeze(-1))
+        self.projections += shrunk.to(self.projections.dtype).cpu()
+        return shrunk
 
     @torch.no_grad()
     def set_coefficients(self, a: torch.Tensor):
