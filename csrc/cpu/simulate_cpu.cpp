@@ -166,6 +166,16 @@ using Vector = std::conditional_t<std::is_same_v<T, float>, Float8, Double4>;
 template <class T>
 constexpr int kVectorLanes = 32 / sizeof(T);
 
+// v in every lane (a lane-0 shuffle: one vbroadcast, where a lane-by-lane fill of floats becomes
+// a chain of inserts).
+template <class T>
+Vector<T> splat(T v) {
+  typedef int32_t Int8 __attribute__((vector_size(32)));
+  typedef int64_t Long4 __attribute__((vector_size(32)));
+  using Lane0 = std::conditional_t<std::is_same_v<T, float>, Int8, Long4>;
+  return __builtin_shuffle(Vector<T>{v}, Lane0{});
+}
+
 // acc[k] = sum over rows r0, r0 + 2, ... < rows of M[r, i0 : i0 + 2 lanes] x_k[r], in row order,
 // each term a fused multiply-add as in matvec_block.
 template <int NB, class T>
@@ -181,8 +191,7 @@ void matvec_rows_group(const T* M, int64_t r0, int64_t rows, int64_t ld, const T
     asm("" : "+x"(m0), "+x"(m1));
 #pragma GCC unroll 4
     for (int k = 0; k < NB; ++k) {
-      Vector<T> xr;
-      for (int l = 0; l < kVectorLanes<T>; ++l) xr[l] = x[k][r];
+      const Vector<T> xr = splat(x[k][r]);
       acc[k][0] += m0 * xr;
       acc[k][1] += m1 * xr;
     }
