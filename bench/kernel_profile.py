@@ -29,7 +29,7 @@ BUCKETS = [
     ("noise: Philox", r"noise_all|philox"),
     ("noise: Box-Muller log, sin, cos", r"_ZGV.*(logf?|sinf?|cosf?)_|^(__)?(log|sin|cos)f?$"),
     ("model transcendentals (exp/expm1, tanh, pow)", r"_ZGV.*(expm1f?|expf?|tanhf?|powf?)_|(expm1|exp|tanh|pow)f?(_fma)?$"),
-    ("node update (forward, recompute)", r"step_all"),
+    ("node update (forward, recompute)", r"step_all|step_nodes|forward_group|forward_one"),
     ("adjoint node loop (VJP, parameter cotangents)", r"simulate_backward_cpu|adjoint_all|backward_one"),
     ("dL/dW outer products", r"accumulate_outer"),
 ]
@@ -72,9 +72,11 @@ def profile(preset: str, mode: str, threads: int, perf: str) -> dict[str, float]
         m = re.match(r"\s*([\d.]+)%\s+\[\.\]\s+(.*?)\s*$", line)
         if not m:
             continue
-        share, symbol = float(m.group(1)), m.group(2)
+        share, symbol = float(m.group(1)), re.split(r"\s{2,}", m.group(2))[0]  # without perf's trailing columns
         name = next((n for n, pattern in BUCKETS if re.search(pattern, symbol)), "other")
         shares[name] += share
+        if name == "other" and share >= 1:
+            print(f"{preset} {mode}: other: {share:.1f}% {symbol}", file=sys.stderr)
     return shares
 
 
