@@ -149,8 +149,8 @@ void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
 
 // The coupling of nb <= kGroup simulations that share W, in one pass over W: c_k = W E_k for each k
 // (E [nb] rows of ld, c [nb] rows of ld). Each W row segment is loaded once for all nb simulations
-// (the single matvec streams W from L2 once per simulation, and that bandwidth bounds it at
-// N = 100). Every c_k[i] is the same sum in the same order as matvec_block's (the even rows, the odd
+// (the single matvec loads all of W, from L2 at N = 100, once per simulation, and those loads bound
+// it). Every c_k[i] is the same sum in the same order as matvec_block's (the even rows, the odd
 // rows, then their sum), so a simulation's result does not depend on which others share its pass;
 // the even and the odd rows are two sweeps, so one sweep's NB x 2 vectors of accumulators, the two
 // W vectors and a broadcast fit AVX2's 16 registers.
@@ -166,17 +166,14 @@ using Vector = std::conditional_t<std::is_same_v<T, float>, Float8, Double4>;
 template <class T>
 constexpr int kVectorLanes = 32 / sizeof(T);
 
-// v in every lane (a lane-0 shuffle: one vbroadcast, where a lane-by-lane fill of floats becomes
-// a chain of inserts).
+// v in every lane: v - (+0) is v exactly (-0 included), and the compiler folds it to one
+// broadcast (a lane-by-lane fill of floats becomes a chain of inserts).
 template <class T>
 Vector<T> splat(T v) {
-  typedef int32_t Int8 __attribute__((vector_size(32)));
-  typedef int64_t Long4 __attribute__((vector_size(32)));
-  using Lane0 = std::conditional_t<std::is_same_v<T, float>, Int8, Long4>;
-  return __builtin_shuffle(Vector<T>{v}, Lane0{});
+  return v - Vector<T>{};
 }
 
-// acc[k] = sum over rows r0, r0 + 2, ... < rows of M[r, i0 : i0 + 2 lanes] x_k[r], in row order,
+// out[k] = sum over rows r0, r0 + 2, ... < rows of M[r, i0 : i0 + 2 lanes] x_k[r], in row order,
 // each term a fused multiply-add as in matvec_block.
 template <int NB, class T>
 void matvec_rows_group(const T* M, int64_t r0, int64_t rows, int64_t ld, const T* const* x, int64_t i0,
@@ -186,9 +183,11 @@ void matvec_rows_group(const T* M, int64_t r0, int64_t rows, int64_t ld, const T
     Vector<T> m0, m1;
     std::memcpy(&m0, M + r * ld + i0, sizeof m0);
     std::memcpy(&m1, M + r * ld + i0 + kVectorLanes<T>, sizeof m1);
+#if defined(__x86_64__)
     // Pins m0, m1 to registers: GCC would otherwise fold their loads into each of the NB FMAs,
     // and the loads, not the FMAs, would bound the loop.
     asm("" : "+x"(m0), "+x"(m1));
+#endif
 #pragma GCC unroll 4
     for (int k = 0; k < NB; ++k) {
       const Vector<T> xr = splat(x[k][r]);
