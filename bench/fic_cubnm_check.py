@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,13 +54,22 @@ _RUNNER = textwrap.dedent("""
 """)
 
 
+def scratch_env(**extra) -> dict:
+    """The environment for the scratch venv's processes: without PYTHONPATH, which (when this
+    script runs another build through ``PYTHONPATH=...:site-packages python -S``) would put the
+    project's packages (numpy 2) in front of the scratch venv's own."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(extra)
+    return env
+
+
 def ensure_cubnm(venv: Path) -> str | None:
     """The scratch venv's python with cuBNM importable, or None (the reason is printed)."""
     py = venv / "bin" / "python"
-    if py.exists() and subprocess.run([py, "-c", "import cubnm"], capture_output=True).returncode == 0:
+    if py.exists() and subprocess.run([py, "-c", "import cubnm"], capture_output=True, env=scratch_env()).returncode == 0:
         return str(py)
     for cmd in ([sys.executable, "-m", "venv", str(venv)], [str(py), "-m", "pip", "install", "-q", CUBNM]):
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=scratch_env())
         if done.returncode != 0:
             print(f"cannot set up cuBNM ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
             return None
@@ -89,7 +99,7 @@ def run_cubnm(py: str, cases: dict) -> dict:
         np.savez(f"{tmp}/cases.npz", **flat)
         (Path(tmp) / "run.py").write_text(_RUNNER)
         subprocess.run([py, f"{tmp}/run.py", f"{tmp}/cases.npz", f"{tmp}/out.npz"], check=True,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=scratch_env())
         out = np.load(f"{tmp}/out.npz")
         return {n: (out[f"{n}/wIE"], out[f"{n}/unstable"]) for n in cases}
 

@@ -7,7 +7,8 @@ samples are Python's) split into the parts of a step.
 For each preset (N=100, B=1, float32), two workloads: the forward (20 runs of T steps) and the
 gradient (forward + backward of a random loss on BOLD, 6 runs). T is 20000 (deco2014) or 18000
 (griffiths2022). Needs `perf` (/usr/bin/perf); samples on CPU time, so a loaded machine changes the
-wall time, not the split. Shares are of the kernel's samples (import and Python excluded).
+wall time, not the split. Shares are of the kernel's samples (import and Python excluded). Another
+build: ``PYTHONPATH=other/python:.venv/lib/python3.11/site-packages .venv/bin/python -S ...``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ BUCKETS = [
     ("noise: Philox", r"noise_all|philox"),
     ("noise: Box-Muller log, sin, cos", r"_ZGV.*(logf?|sinf?|cosf?)_|^(__)?(log|sin|cos)f?$"),
     ("model transcendentals (exp/expm1, tanh, pow)", r"_ZGV.*(expm1f?|expf?|tanhf?|powf?)_|(expm1|exp|tanh|pow)f?(_fma)?$"),
-    ("node update (forward, recompute)", r"step_all"),
+    ("node update (forward, recompute)", r"step_all|step_nodes|forward_group|forward_one"),
     ("adjoint node loop (VJP, parameter cotangents)", r"simulate_backward_cpu|adjoint_all|backward_one"),
     ("dL/dW outer products", r"accumulate_outer"),
 ]
@@ -59,7 +60,8 @@ def profile(preset: str, mode: str, threads: int, perf: str) -> dict[str, float]
     dsos = ",".join([Path(nmmfit._C.__file__).name, "libmvec.so.1", "libm.so.6"])
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
-        subprocess.run([perf, "record", "-q", "-F", "4000", "-o", data, sys.executable, "-c", code], check=True,
+        python = [sys.executable] + (["-S"] if sys.flags.no_site else [])  # -S: another build via PYTHONPATH
+        subprocess.run([perf, "record", "-q", "-F", "4000", "-o", data, *python, "-c", code], check=True,
                        stdout=subprocess.DEVNULL)
         report = subprocess.run([perf, "report", "-i", data, "--no-children", "--dsos", dsos, "--sort", "symbol",
                                  "--percentage", "relative", "--stdio"], check=True, capture_output=True,
@@ -70,9 +72,11 @@ def profile(preset: str, mode: str, threads: int, perf: str) -> dict[str, float]
         m = re.match(r"\s*([\d.]+)%\s+\[\.\]\s+(.*?)\s*$", line)
         if not m:
             continue
-        share, symbol = float(m.group(1)), m.group(2)
+        share, symbol = float(m.group(1)), re.split(r"\s{2,}", m.group(2))[0]  # without perf's trailing columns
         name = next((n for n, pattern in BUCKETS if re.search(pattern, symbol)), "other")
         shares[name] += share
+        if name == "other" and share >= 1:
+            print(f"{preset} {mode}: other: {share:.1f}% {symbol}", file=sys.stderr)
     return shares
 
 

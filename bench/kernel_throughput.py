@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_common import best_time, machine, problem  # noqa: E402
-from fic_cubnm_check import ensure_cubnm  # noqa: E402
+from fic_cubnm_check import ensure_cubnm, scratch_env  # noqa: E402
 
 import nmmfit  # noqa: E402
 
@@ -74,7 +74,7 @@ def nmmfit_gradient_ratio(B: int, steps: int) -> float:
 
 def cubnm_forward(py: str, B: int, steps: int, threads: int, sc_path: str) -> float:
     duration = steps * 1e-4  # cuBNM's rWW dt is 0.1 ms
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = scratch_env(OMP_NUM_THREADS=str(threads))
     done = subprocess.run([py, "-c", _CUBNM_RUNNER, sc_path, str(B), str(duration)], capture_output=True,
                           text=True, env=env, check=True)
     return B * N * steps / float(done.stdout.strip().splitlines()[-1])

@@ -5,8 +5,11 @@
 
 #include "vector_math.h"  // before any use of libm, so the simd declarations are seen
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "interrupt.h"
@@ -144,6 +147,90 @@ void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
   for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
 }
 
+// The coupling of nb <= kGroup simulations that share W, in one pass over W: c_k = W E_k for each k
+// (E [nb] rows of ld, c [nb] rows of ld). Each W row segment is loaded once for all nb simulations
+// (the single matvec loads all of W, from L2 at N = 100, once per simulation, and those loads bound
+// it). Every c_k[i] is the same sum in the same order as matvec_block's (the even rows, the odd
+// rows, then their sum), so a simulation's result does not depend on which others share its pass;
+// the even and the odd rows are two sweeps, so one sweep's NB x 2 vectors of accumulators, the two
+// W vectors and a broadcast fit AVX2's 16 registers.
+constexpr int kGroup = 4;
+
+// One 32-byte vector of T (GCC vector extension), for the W values and accumulators of the group
+// matvec, held in registers (as plain arrays GCC folds the W loads into every FMA: NB loads per W
+// vector instead of one). Two of them span 16 floats or 8 doubles, so they tile ld.
+typedef float Float8 __attribute__((vector_size(32)));
+typedef double Double4 __attribute__((vector_size(32)));
+template <class T>
+using Vector = std::conditional_t<std::is_same_v<T, float>, Float8, Double4>;
+template <class T>
+constexpr int kVectorLanes = 32 / sizeof(T);
+
+// v in every lane: v - (+0) is v exactly (-0 included), and the compiler folds it to one
+// broadcast (a lane-by-lane fill of floats becomes a chain of inserts).
+template <class T>
+Vector<T> splat(T v) {
+  return v - Vector<T>{};
+}
+
+// out[k] = sum over rows r0, r0 + 2, ... < rows of M[r, i0 : i0 + 2 lanes] x_k[r], in row order,
+// each term a fused multiply-add as in matvec_block.
+template <int NB, class T>
+void matvec_rows_group(const T* M, int64_t r0, int64_t rows, int64_t ld, const T* const* x, int64_t i0,
+                       Vector<T> (&out)[NB][2]) {
+  Vector<T> acc[NB][2] = {};  // local, so that the stores through x's type cannot alias it
+  for (int64_t r = r0; r < rows; r += 2) {
+    Vector<T> m0, m1;
+    std::memcpy(&m0, M + r * ld + i0, sizeof m0);
+    std::memcpy(&m1, M + r * ld + i0 + kVectorLanes<T>, sizeof m1);
+#if defined(__x86_64__)
+    // Pins m0, m1 to registers: GCC would otherwise fold their loads into each of the NB FMAs,
+    // and the loads, not the FMAs, would bound the loop.
+    asm("" : "+x"(m0), "+x"(m1));
+#endif
+#pragma GCC unroll 4
+    for (int k = 0; k < NB; ++k) {
+      const Vector<T> xr = splat(x[k][r]);
+      acc[k][0] += m0 * xr;
+      acc[k][1] += m1 * xr;
+    }
+  }
+  for (int k = 0; k < NB; ++k) out[k][0] = acc[k][0], out[k][1] = acc[k][1];
+}
+
+template <int NB, class T>
+void matvec_group(const T* M, int64_t rows, int64_t ld, const T* const* x, T* const* out) {
+  Vector<T> even[NB][2], odd[NB][2];
+  for (int64_t i0 = 0; i0 < ld; i0 += 2 * kVectorLanes<T>) {
+    matvec_rows_group<NB>(M, 0, rows, ld, x, i0, even);
+    matvec_rows_group<NB>(M, 1, rows, ld, x, i0, odd);
+    for (int k = 0; k < NB; ++k)
+      for (int h = 0; h < 2; ++h) {
+        const Vector<T> sum = (even[k][h] + odd[k][h]) + T(0);  // matvec_block's 0 + (even + odd)
+        std::memcpy(out[k] + i0 + h * kVectorLanes<T>, &sum, sizeof sum);
+      }
+  }
+}
+
+template <class T, class Cfg>
+void coupling_group(const Cfg& cfg, const SimLocal<T>& shared, int nb, const T* const* E, T* const* c) {
+  const int64_t ld = shared.ld;
+  const T* Wt = shared.Wt.data();
+  static_assert(kGroup == 4, "one case per group size");
+  switch (nb) {
+    case 4: matvec_group<4>(Wt, shared.N, ld, E, c); break;
+    case 3: matvec_group<3>(Wt, shared.N, ld, E, c); break;
+    case 2: matvec_group<2>(Wt, shared.N, ld, E, c); break;
+    default: matvec_group<1>(Wt, shared.N, ld, E, c); break;
+  }
+  for (int k = 0; k < nb; ++k) {
+    T* ck = c[k];
+    const T* Ek = E[k];
+#pragma omp simd
+    for (int64_t i = 0; i < ld; ++i) ck[i] = coupling_finish(cfg, ck[i], shared.rowsum[i], Ek[i]);
+  }
+}
+
 // G [N, N] += sum over n steps of the outer product gc_k E_k^T: G_ij += sum_k gc[k, i] E[k, j].
 // gc rows have stride gc_stride, E rows E_stride, both >= ld (padded nodes have gc = 0 and are not
 // written). A register tile of 4 rows x 16 columns accumulates one segment's n <= K terms in T (a
@@ -208,15 +295,14 @@ void noise_all(const Sizes& z, uint32_t stream, int64_t t, int64_t ld, uint32_t*
   for (int64_t i = 0; i < ld; ++i) xi[ld + i] = rad[i] * std::sin(box_muller_angle<T>(w1[i]));
 }
 
-// One forward step of one simulation: S [6, ld] in place; c [ld] and xi [2, ld] receive the step's
-// coupling and noise (the backward pass keeps them for its segment). The hemodynamic switch is
-// hoisted out of the node loop.
+// Phase 2 of a forward step, after the coupling c [ld]: the step's noise into xi [2, ld], then
+// every node's update of S [6, ld] in place. The hemodynamic switch is hoisted out of the node loop.
 template <class T, class Cfg>
-void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
+void step_nodes(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, const T* c, T* xi,
+                T* S) {
   const int64_t ld = sim.ld;
   const T* P = sim.P.data();
   const T* u = sim.input_at(z, t);
-  coupling(cfg, sim, S, c);
   noise_all(z, stream, t, ld, sim.w0.data(), sim.w1.data(), xi);
   if (is_hemo_step(cfg, t)) {
 #pragma omp simd
@@ -227,28 +313,50 @@ void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream,
   }
 }
 
-// The forward walk of one simulation, segment by segment (a checkpoint at each start); stops early
-// on SIGINT (interrupt.h), checked between segments, and the op then raises.
+// One forward step of one simulation: S [6, ld] in place; c [ld] and xi [2, ld] receive the step's
+// coupling and noise (the backward pass keeps them for its segment).
 template <class T, class Cfg>
-void forward_one(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, std::vector<T>& S) {
+void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
+  coupling(cfg, sim, S, c);
+  step_nodes(z, cfg, sim, stream, t, c, xi, S);
+}
+
+// The forward walk of nb <= kGroup simulations b0, ..., b0 + nb - 1 in step (nb > 1 only when they
+// share W: one coupling pass for all), segment by segment, a checkpoint at each start; stops early
+// on SIGINT (interrupt.h), checked between segments, and the op then raises. sims, S: kGroup
+// per-thread buffers (S[k] [6, ld]).
+template <class T, class Cfg>
+void forward_group(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, std::vector<SimLocal<T>>& sims,
+                   std::vector<std::vector<T>>& S) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, ld = sim.ld;
-  const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
-  T* bold_b = a.bold + samples_offset(z, b);
-  T* E_b = a.E_rec + records_offset(z, b);
-  T* I_b = a.I_rec + records_offset(z, b);
-  sim.load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr, false);
-  unpack_state(a.state0 + state_offset(z, b), N, ld, S.data());
+  const int64_t N = z.N, ld = sims[0].ld;
+  const T* E[kGroup];
+  T* c[kGroup];
+  for (int k = 0; k < nb; ++k) {
+    const int64_t b = b0 + k;
+    sims[k].load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr,
+                 false);
+    unpack_state(a.state0 + state_offset(z, b), N, ld, S[k].data());
+    E[k] = S[k].data();
+    c[k] = sims[k].c.data();
+  }
   for (int64_t s = 0; s < z.n_segments() && !interrupt_requested(); ++s) {
     const Segment seg = segment(z, s);
-    pack_state(S.data(), N, ld, a.ckpt + checkpoint_offset(z, b, s));
+    for (int k = 0; k < nb; ++k) pack_state(S[k].data(), N, ld, a.ckpt + checkpoint_offset(z, b0 + k, s));
     for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
-      step_all(z, cfg, sim, stream, t, sim.c.data(), sim.xi.data(), S.data());
-      if (is_sample_step(z, t) || is_record_step(z, t))
-        for (int64_t i = 0; i < N; ++i) emit_node(z, cfg, t, i, S.data(), ld, bold_b, E_b, I_b);
+      if (nb == 1) coupling(cfg, sims[0], E[0], c[0]);
+      else coupling_group(cfg, sims[0], nb, E, c);
+      for (int k = 0; k < nb; ++k) {
+        const int64_t b = b0 + k;
+        step_nodes(z, cfg, sims[k], static_cast<uint32_t>(a.stream[b]), t, c[k], sims[k].xi.data(), S[k].data());
+        if (is_sample_step(z, t) || is_record_step(z, t))
+          for (int64_t i = 0; i < N; ++i)
+            emit_node(z, cfg, t, i, S[k].data(), ld, a.bold + samples_offset(z, b), a.E_rec + records_offset(z, b),
+                      a.I_rec + records_offset(z, b));
+      }
     }
   }
-  pack_state(S.data(), N, ld, a.state + state_offset(z, b));
+  for (int k = 0; k < nb; ++k) pack_state(S[k].data(), N, ld, a.state + state_offset(z, b0 + k));
 }
 
 // Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
@@ -280,7 +388,7 @@ struct SegmentBuffers {
 // The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
 // forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
 // the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
-// Stops early on SIGINT as forward_one does.
+// Stops early on SIGINT as forward_group does.
 template <class T, class Cfg>
 void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
                   double* G) {
@@ -348,13 +456,18 @@ void write_grad_W(const Config& cfg, const double* G, int64_t N, T* out) {
 template <class T>
 void simulate_forward_cpu(const ForwardArgs<T>& a) {
   const int64_t N = a.z.N;
+  const int64_t B = a.z.B;
   with_config(a.z.cfg, [&](const auto& cfg) {
 #pragma omp parallel
     {
-      SimLocal<T> sim(N);
-      std::vector<T> S(kNumVars * sim.ld);
+      // Simulations sharing W go in groups of up to kGroup, as many as leave every thread a group.
+      const int64_t per_thread = (B + omp_get_num_threads() - 1) / omp_get_num_threads();
+      const int64_t group = a.W_bstride == 0 ? std::clamp<int64_t>(per_thread, 1, kGroup) : 1;
+      std::vector<SimLocal<T>> sims(group, SimLocal<T>(N));
+      std::vector<std::vector<T>> S(group, std::vector<T>(kNumVars * padded(N)));
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < a.z.B; ++b) forward_one(a, cfg, b, sim, S);
+      for (int64_t b0 = 0; b0 < B; b0 += group)
+        forward_group(a, cfg, b0, static_cast<int>(std::min(group, B - b0)), sims, S);
     }
   });
 }
