@@ -55,6 +55,12 @@ def test_map_based_fit_end_to_end(files, tmp_path, capsys):
     assert len(rep["fitted"]["g_EE"]) == N and np.ptp(rep["fitted"]["g_EE"]) > 0     # the coefficients moved
     res = nmmfit.FitResult.load(out)
     assert np.asarray(res.extra["rate_E"]).shape == (1, N)
+    discard = round(30 / 0.72)                                # each update's transient is not fitted
+    assert res.config["discard_frames"] == discard and res.config["sim_frames"] == FRAMES // 2 + discard
+    from nmmfit.losses import cubnm_cost
+    emp = torch.as_tensor(np.load(files / "bold.npy")[:FRAMES // 2])
+    train = cubnm_cost(torch.as_tensor(res.train_bold)[:, res.config["train_fc_skip"]:], emp, 0.72)
+    assert np.allclose(rep["cost"]["train (in-sample)"]["fc_corr"], train["fc_corr"].numpy())
     assert all((out / f).exists() for f in ("fcd.png", "maps.png", "rates.png", "fc.png"))
 
 

@@ -184,6 +184,7 @@ def _weights(text):
 def _add_physiological(p):
     """A physiological fit (experiments.physiological: full-session gradients, FC + FCD, scored on the
     held-out session): ``--scheme deco2014_fic`` (a scheme with a derived rule) or any of these options."""
+    from .experiments.physiological import HET_PARAMS
     from .params.fic import FIC_RULES
 
     p.add_argument("--fic", choices=tuple(FIC_RULES), default=None,
@@ -191,14 +192,14 @@ def _add_physiological(p):
                         "has analytic FIC); --lr 0.05 suits its log-scale parameters")
     p.add_argument("--dt", type=float, default=1.0, help="neural time step in ms (default 1.0; bench/RESULTS.md "
                    "measures FC and FCD against 0.1 ms)")
-    p.add_argument("--het", type=_names, default=("g_EE", "g_EI"),
-                   help="parameters made heterogeneous by --maps or --groups (default g_EE,g_EI)")
+    p.add_argument("--het", type=_names, default=HET_PARAMS,
+                   help=f"parameters made heterogeneous by --maps or --groups (default {','.join(HET_PARAMS)})")
     p.add_argument("--maps", default=None, metavar="LIST",
                    help="comma-separated map names of the subject (myelinmap, fcgradient01, ...) or map files")
     p.add_argument("--groups", default=None, metavar="NAME", help="node groups of the subject (e.g. yeo7) or a labels file")
     p.add_argument("--objective", type=_weights, default=None, metavar="NAME=W,...",
-                   help="term weights: fc, fcd, fc_mean (default 1 each), rate (firing rate, 0), "
-                        "prior_<name> (regional prior, 0)")
+                   help="term weights: fc, fcd (default 1 each), fc_mean (FC mean difference, 0), rate (firing "
+                        "rate, 0), prior_<name> (regional prior, 0)")
     p.add_argument("--prior", choices=("global", "smooth"), default="global",
                    help="kind of the regional prior (--regional with --objective prior_<name>=W)")
     p.add_argument("--scan", type=_grid, action="append", default=[], metavar="NAME=V1,V2,...",
