@@ -137,6 +137,15 @@ def test_recover_tiny(tmp_path, capsys):
     iv = rep["intervals"]["parameters"]
     assert set(iv) == {"g", "g_EE", "g_IE", "g_EI", "sigma_out"} and len(iv["g"]["lower"]) == 2
     assert "intervals per start" in text and "what the data determine" in text
+    assert rep["test_r_ratio"] == pytest.approx(rep["median_test_r"] / rep["truth_test_r"])
+    assert rep["test_r_bar"] == (rep["test_r_ratio"] >= 0.98) and "x the true parameters' (bar >= 0.98)" in text
+    dirs = rep["intervals"]["directions"]
+    u = FitResult.load(tmp_path / "rec").uncertainty
+    b = rep["intervals"]["best_start"]
+    offset = (u.estimate[b] - np.array([rep["parameters"][n]["true"] for n in u.names])) / u.estimate[b]
+    for d, ref in zip(dirs, u.directions[b]):                # the truth's offset along each identified direction
+        assert d["error"] == pytest.approx(float(np.dot(ref["coefficients"], offset)))
+        assert d["covers"] == (abs(d["error"]) <= d["half_width"])
     rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
                "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
     text = capsys.readouterr().out
