@@ -63,6 +63,9 @@ def main(argv=None) -> dict:
                     help="profile-likelihood intervals of --estimates-from's fits beside its Laplace intervals")
     ap.add_argument("--profile-points", type=int, default=7)
     ap.add_argument("--profile-epochs", type=int, default=20)
+    ap.add_argument("--profile-sim-factor", type=float, default=None,
+                    help="profile simulation length / data length (default: that of the fits)")
+    ap.add_argument("--profile-names", default=",".join(FIT), help="parameters to profile, in this order")
     a = ap.parse_args(argv)
     if a.profile and not a.estimates_from:
         ap.error("--profile needs --estimates-from (the fits and Laplace intervals to profile around)")
@@ -73,10 +76,7 @@ def main(argv=None) -> dict:
     truth, R, T = dict(SYNTHETIC_TRUTH), a.replicates, a.frames
     bold = synthetic_sets(subj.sc, truth, R, T, a.seed)
     if a.profile:
-        rep = profile_coverage(a.estimates_from, subj.sc, truth, bold, a)
-        (out / "profile_calibration.json").write_text(json.dumps(rep, indent=1))
-        print(profile_table(rep))
-        return rep
+        return profile_coverage(a.estimates_from, subj.sc, truth, bold, a, out / "profile_calibration.json")
     starts = recover_starts(truth, R, spread=0.4, seed=a.seed, names=FIT)
     model = RWW(subj.sc, batch=R, fit=FIT, init={**truth, **starts}, fit_gains=False, seed=a.seed + 1)
     t0 = time.perf_counter()
@@ -126,30 +126,34 @@ def _previous(path, a) -> dict:
     return prev
 
 
-def profile_coverage(path, sc, truth, bold, a) -> dict:
+def profile_coverage(path, sc, truth, bold, a, out: Path) -> dict:
     """Profile-likelihood intervals of a previous run's fits (the models at its intervals' centres,
-    its statistic and precision), every replicate and parameter, against the truth and beside that
-    run's Laplace intervals."""
+    its statistic and precision), every replicate, against the truth and beside that run's Laplace
+    intervals; one parameter at a time (``--profile-names`` order), ``out`` rewritten after each."""
     prev = _previous(path, a)
     u = Uncertainty.from_dict(prev["uncertainty"])
     model = RWW(sc, batch=a.replicates, fit=FIT, init={**truth, **{n: u.estimate[:, i] for i, n in enumerate(u.names)}},
                 fit_gains=False, seed=a.seed + 1)
-    t0 = time.perf_counter()
-    prof = batched_profiles(model, bold.double(), u, points=a.profile_points, epochs=a.profile_epochs,
-                            sim_factor=u.settings["sim_frames"] / a.frames, seed=a.seed + 1)
-    wall = time.perf_counter() - t0
-    rows = {}
-    for n, p in prof.items():
+    sim_factor = a.profile_sim_factor or u.settings["sim_frames"] / a.frames
+    rep = dict(replicates=a.replicates, frames=a.frames, estimates_from=str(path), truth=truth,
+               points=a.profile_points, epochs=a.profile_epochs, sim_factor=sim_factor, parameters={}, wall_time=0.0, fit_time=prev["fit_time"])
+    for n in a.profile_names.split(","):
+        t0 = time.perf_counter()
+        p = batched_profiles(model, bold.double(), u, [n], points=a.profile_points, epochs=a.profile_epochs,
+                             sim_factor=sim_factor, seed=a.seed + 1)[n]
         lo, hi = np.asarray(p["lower"]), np.asarray(p["upper"])
         width = hi - lo
-        rows[n] = dict(coverage=float(np.mean((lo <= truth[n]) & (truth[n] <= hi))),
-                       median_width=float(np.median(width)), unbounded=int(np.isinf(width).sum()),
-                       undefined=int(np.isnan(width).sum()), laplace=prev["parameters"][n], lower=lo.tolist(),
-                       upper=hi.tolist(), grid=p["grid"], profile=p["profile"])
-    return dict(replicates=a.replicates, frames=a.frames, estimates_from=str(path), truth=truth,
-                points=a.profile_points, epochs=a.profile_epochs, parameters=rows, wall_time=wall,
-                fit_time=prev["fit_time"], uptime=subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        rep["parameters"][n] = dict(coverage=float(np.mean((lo <= truth[n]) & (truth[n] <= hi))),
+                                    median_width=float(np.median(width)), unbounded=int(np.isinf(width).sum()),
+                                    undefined=int(np.isnan(width).sum()), laplace=prev["parameters"][n],
+                                    lower=lo.tolist(), upper=hi.tolist(), grid=p["grid"], profile=p["profile"],
+                                    wall_time=time.perf_counter() - t0)
+        rep.update(wall_time=rep["wall_time"] + rep["parameters"][n]["wall_time"],
+                   uptime=subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+                   date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        out.write_text(json.dumps(rep, indent=1))
+        print(profile_table(rep), flush=True)
+    return rep
 
 
 def profile_table(rep: dict) -> str:
@@ -159,7 +163,8 @@ def profile_table(rep: dict) -> str:
               f"{p['coverage']:.2f} | {p['median_width']:.4g} | {p['unbounded']} |" for n, p in rep["parameters"].items()]
     lines.append(f"\n{rep['replicates']} replicates x {rep['frames']} frames (fits and Laplace intervals of "
                  f"{rep['estimates_from']}); profiles: {rep['points']} points, {rep['epochs']} L-BFGS iterations, "
-                 f"{rep['wall_time']:.0f} s for all (the fits took {rep['fit_time']:.0f} s); {rep['date']}; {rep['uptime']}")
+                 f"simulation {rep['sim_factor']:g}x the data, "
+                 f"{rep['wall_time']:.0f} s for these (the fits took {rep['fit_time']:.0f} s); {rep['date']}; {rep['uptime']}")
     return "\n".join(lines)
 
 

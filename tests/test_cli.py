@@ -146,6 +146,13 @@ def test_recover_tiny(tmp_path, capsys):
     for d, ref in zip(dirs, u.directions[b]):                # the truth's offset along each identified direction
         assert d["error"] == pytest.approx(float(np.dot(ref["coefficients"], offset)))
         assert d["covers"] == (abs(d["error"]) <= d["half_width"])
+    rc = main(["recover", "--out", str(tmp_path / "rec_p"), "--epochs", "1", "--frames", "40", "--starts", "2",
+               "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--profile-intervals", "sigma_out",
+               "--backend", BACKEND])
+    assert rc == 0 and "profile-likelihood: [" in capsys.readouterr().out
+    pr = json.loads((tmp_path / "rec_p" / "report.json").read_text())["intervals"]["parameters"]["sigma_out"]["profile"]
+    assert pr["starts"] == [0, 1] and all(lo < hi for lo, hi in zip(pr["lower"], pr["upper"]))
+    assert pr["covers"] == [lo <= 0.02 <= hi for lo, hi in zip(pr["lower"], pr["upper"])]
     rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
                "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
     text = capsys.readouterr().out

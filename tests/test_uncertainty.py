@@ -181,7 +181,7 @@ def test_crossing_interval_finds_the_chi_square_crossings_and_leaves_open_sides_
     assert all(np.isnan(crossing_interval(grid, np.full_like(grid, np.nan), 2.0)))
 
 
-def test_profile_interval_of_the_real_model_is_stored_and_ordered():
+def test_profile_interval_of_the_real_model_is_stored_and_ordered(tmp_path):
     from nmmfit.fit.profile import profile_intervals
 
     est, data = _estimate(), _data(100)
@@ -190,9 +190,16 @@ def test_profile_interval_of_the_real_model_is_stored_and_ordered():
         u = laplace_uncertainty(est, data, model_units=True, sim_frames=200, **SETTINGS)
     out = profile_intervals(est, data, u, ["sigma_out"], points=5, epochs=3, discard_frames=10)
     p = out["sigma_out"]
-    assert u.profile["sigma_out"] is p and len(p["grid"]) == len(p["profile"]) == 5
+    assert u.profile["sigma_out"]["models"] == [0] and u.profile["sigma_out"]["upper"] == [p["upper"]]
+    assert len(p["grid"]) == len(p["profile"]) == 5
     assert min(p["profile"]) == 0.0 and all(v >= 0 for v in p["profile"])
     assert 0.001 <= p["lower"] < p["upper"]
+    from nmmfit.plots import _profile_bounds, plot_uncertainty
+
+    lo, hi = _profile_bounds(u, 0)                        # the figure draws the stored profile of model 0 only
+    i = FIT.index("sigma_out")
+    assert (lo[i], hi[i]) == (p["lower"], p["upper"]) and np.isnan(lo[0]) and np.isnan(_profile_bounds(u, 1)[0][i])
+    assert plot_uncertainty(u, tmp_path / "u.png", truth=TRUTH).exists()
     with pytest.raises(ValueError, match="names"):
         profile_intervals(est, data, u, ["I_0"])
 

@@ -53,6 +53,7 @@ import torch
 from .._files import atomic_write, prepare_run_dir
 from .._validate import check_choice, check_float, check_int
 from ..fit import fit as run_fit, simulate_test
+from ..fit.profile import batched_profiles
 from ..losses import moments_objective
 from ..model import RWW
 from ..params.schemes import SYNTHETIC_TRUTH, paper_init
@@ -229,6 +230,11 @@ def _interval_table(unc, truth: Mapping, loss_last) -> dict:
     rows = {n: dict(true=float(truth[n]), lower=unc.lower[:, i].tolist(), upper=unc.upper[:, i].tolist(),
                     covers=covers[:, i].tolist(), coverage=float(covers[:, i].mean()))
             for i, n in enumerate(unc.names)}
+    for n, p in unc.profile.items():                         # profile-likelihood intervals of the starts in p["models"]
+        lo, hi = np.asarray(p["lower"], dtype=float), np.asarray(p["upper"], dtype=float)   # [M]
+        hit = (lo <= truth[n]) & (truth[n] <= hi)
+        rows[n]["profile"] = dict(starts=p["models"], lower=lo.tolist(), upper=hi.tolist(), covers=hit.tolist(),
+                                  coverage=float(hit.mean()))
     return dict(parameters=rows, best_start=best, level=unc.level,
                 directions=_directions_vs_truth(unc, best, truth), warnings=unc.warnings[best],
                 wall_time=unc.wall_time)
@@ -283,7 +289,7 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
             dtype=torch.float32, figures: bool = True, scan: bool = True, profile: bool = False,
             start_ranges: Mapping | None = None,
             lr_scale: Mapping | None = None, sc_preprocess: str | None = None,
-            overwrite: bool = False, uncertainty=True) -> RecoveryReport:
+            overwrite: bool = False, uncertainty=True, profile_intervals: Sequence[str] = ()) -> RecoveryReport:
     """The paper's synthetic experiment: BOLD simulated from known parameters on a real
     connectome (``dataset``'s SC; the paper used the 66-region Hagmann SC), then fitted from
     ``starts`` random initial values batched as one model of B = starts.
@@ -311,6 +317,8 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
       true coupling and of the FC beside the paper's. ``uncertainty`` (:mod:`nmmfit.fit.uncertainty`):
       every start's 90% intervals against the truth, the directions the data determine; the bar is
       g, g_EE, sigma_out within 10% (:data:`IDENTIFIABLE`) and every interval covering the truth.
+      ``profile_intervals``: names whose profile-likelihood intervals
+      (:func:`nmmfit.fit.profile.batched_profiles`, all starts batched) are reported beside them.
     - test: the paper's protocol (fresh state, 2 windows discarded, ``test_windows`` = 120
       windows); the same test run of the *true* parameters is reported as the reference
       ("truth_test_r"): the test r the data's finite length allows.
@@ -344,6 +352,9 @@ def recover(out, *, dataset="hagmann66", subject=0, truth: Mapping | None = None
                   optimizer=s["optimizer"], test_windows=test_windows, out_dir=out, overwrite=overwrite, progress=progress,
                   save_result=False, uncertainty=uncertainty,
                   **_fit_settings(s, objective, frames, sim_factor, discard_frames, lr_scale, starts_np, fit))
+    if profile_intervals and res.uncertainty is not None:
+        batched_profiles(model, torch.as_tensor(bold).expand(starts, -1, -1), res.uncertainty, profile_intervals,
+                         sim_factor=sim_factor, discard_frames=discard_frames, seed=seed)
     ref, truth_test_r = _reference(subj, truth, bold, res.config["test_windows"], window, sim_kw)
     res.extra.update(truth=truth, starts=starts_np, dataset=subj.name, truth_test_r=truth_test_r)
     res.save(out)

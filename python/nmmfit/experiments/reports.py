@@ -246,6 +246,12 @@ class RecoveryReport(Report):
                 f"[{lo:.4g}, {hi:.4g}]{'' if c else '(MISSED)'}" for lo, hi, c in zip(row["lower"], row["upper"],
                                                                                       row["covers"]))
                 + f"  covered by {100 * row['coverage']:.0f}% of starts")
+            if "profile" in row:
+                pr = row["profile"]
+                lines.append(f"  {'':9s} profile-likelihood: " + " ".join(
+                    f"[{lo:.4g}, {hi:.4g}]{'' if c else '(MISSED)'}" for lo, hi, c in zip(pr["lower"], pr["upper"],
+                                                                                          pr["covers"]))
+                    + f"  covered by {100 * pr['coverage']:.0f}% of starts")
         lines.append(f"what the data determine (start {iv['best_start']}, lowest loss; the truth's offset along "
                      f"each direction, relative): " + "; ".join(
             f"{d['label']} +-{100 * d['half_width']:.3g}% (truth {100 * d['error']:+.2g}%"

@@ -53,14 +53,12 @@ def _grids(unc: Uncertainty, models: list, i: int, points: int, span: float, max
 
 def profile_intervals(est, data: torch.Tensor, unc: Uncertainty, names=None, *, model: int = 0, **settings) -> dict:
     """Profile-likelihood intervals (module docstring) of model ``model`` of ``est`` for ``names``
-    (default: all of ``unc.names``); ``settings`` as :func:`batched_profiles`. Returns name ->
-    ``{"model", "grid", "profile", "lower", "upper"}`` (natural units; profile: D minus its
-    minimum) and stores it in ``unc.profile``."""
+    (default: all of ``unc.names``); ``settings`` as :func:`batched_profiles` (which stores them in
+    ``unc.profile``). Returns name -> ``{"grid", "profile", "lower", "upper"}`` (natural units;
+    profile: D minus its minimum)."""
     batch = batched_profiles(est, data, unc, names, models=[model], **settings)
-    out = {n: dict(model=int(model), grid=p["grid"][0], profile=p["profile"][0], lower=p["lower"][0],
-                   upper=p["upper"][0]) for n, p in batch.items()}
-    unc.profile.update(out)
-    return out
+    return {n: dict(grid=p["grid"][0], profile=p["profile"][0], lower=p["lower"][0], upper=p["upper"][0])
+            for n, p in batch.items()}
 
 
 def batched_profiles(est, data: torch.Tensor, unc: Uncertainty, names=None, *, models=None, points: int = 7,
@@ -73,7 +71,7 @@ def batched_profiles(est, data: torch.Tensor, unc: Uncertainty, names=None, *, m
     own model's data; one noise stream per model, shared by its grid points); the profile is
     simulated for ``sim_factor * T`` frames (after ``discard_frames``). Returns name ->
     ``{"models" [M], "grid" [M, G], "profile" [M, G] (D minus its minimum), "lower" [M], "upper"
-    [M]}`` (natural units, lists)."""
+    [M]}`` (natural units, lists), also stored in ``unc.profile``."""
     from . import fit as run_fit
 
     names = list(unc.names if names is None else check_names("names", names, unc.names, "parameters with intervals"))
@@ -110,6 +108,7 @@ def batched_profiles(est, data: torch.Tensor, unc: Uncertainty, names=None, *, m
         bounds = np.array([crossing_interval(grid[k], prof[k], z2) for k in range(M)])    # [M, 2]
         out[name] = dict(models=models, grid=grid.tolist(), profile=(prof - np.nanmin(prof, 1, keepdims=True)).tolist(),
                          lower=np.maximum(bounds[:, 0], floor).tolist(), upper=bounds[:, 1].tolist())
+    unc.profile.update(out)
     return out
 
 
