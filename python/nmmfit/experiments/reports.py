@@ -259,8 +259,11 @@ class RecoveryReport(Report):
         return lines
 
     def _test_line(self) -> str:
-        if self.test_r_ratio is None:
+        if self.test_r is None:
             return "test FC r against the true parameters': not measured (no test run)"
+        if self.test_r_ratio is None:
+            return (f"test FC r against the true parameters': no verdict (their own test r {self.truth_test_r:.3f}: "
+                    f"the FC has no pattern the model reproduces on this connectome)")
         return (f"median test FC r {self.test_r_ratio:.3f} x the true parameters' (bar >= {self.test_r_share:g}): "
                 f"{'yes' if self.test_r_bar else 'NO'}")
 
