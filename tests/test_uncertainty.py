@@ -179,6 +179,9 @@ def test_crossing_interval_finds_the_chi_square_crossings_and_leaves_open_sides_
     lo, hi = crossing_interval(grid, np.where(grid < 1, 2.0 * (grid - 1) ** 2, 0.0), 2.0)   # flat to the right
     assert lo == pytest.approx(0.0, abs=1e-4) and hi == float("inf")
     assert all(np.isnan(crossing_interval(grid, np.full_like(grid, np.nan), 2.0)))
+    coarse = np.array([-3.0, -1.0, 1.0, 3.0, 5.0])           # D = 2 (x - 1)^2: points 2.8 standard errors apart
+    lo, hi = crossing_interval(coarse, 2.0 * (coarse - 1) ** 2, 2.71)
+    assert (lo, hi) == (pytest.approx(1 - np.sqrt(2.71 / 2)), pytest.approx(1 + np.sqrt(2.71 / 2)))
 
 
 def test_profile_interval_of_the_real_model_is_stored_and_ordered(tmp_path):

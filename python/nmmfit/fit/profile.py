@@ -12,6 +12,8 @@ Imports: fit (the fitting core), losses, model, stats.summary, fit.uncertainty.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -22,20 +24,24 @@ from .uncertainty import STATISTIC_KEYS, Uncertainty, normal_quantile
 
 
 def crossing_interval(grid: np.ndarray, profile: np.ndarray, threshold: float) -> tuple:
-    """``(lower, upper)``: where the piecewise-linear ``profile # [G]`` over the increasing ``grid
-    # [G]`` crosses ``min + threshold`` on either side of its minimum (-inf / inf where it does not
-    within the grid; NaN if the profile is not finite)."""
+    """``(lower, upper)``: where the ``profile # [G]`` over the increasing ``grid # [G]`` crosses
+    ``min + threshold`` on either side of its minimum (-inf / inf where it does not within the
+    grid; NaN if the profile is not finite). Interpolated linearly in ``sqrt(profile - min)``,
+    which is linear in the parameter for a quadratic profile: exact there on any grid, where
+    interpolating the profile itself would put the crossing too close (a 90% interval from points
+    2 standard errors apart would be 18% too narrow)."""
     if not np.all(np.isfinite(profile)):
         return float("nan"), float("nan")
     k = int(np.argmin(profile))
-    level = profile[k] + threshold
+    root = np.sqrt(np.maximum(profile - profile[k], 0.0))
+    level = math.sqrt(threshold)
     bounds = []
     for side in (range(k, 0, -1), range(k, len(grid) - 1)):
         bound = float("-inf") if side.step < 0 else float("inf")
         for i in side:
             j = i + side.step
-            if profile[j] >= level:
-                t = (level - profile[i]) / (profile[j] - profile[i])
+            if root[j] >= level:
+                t = (level - root[i]) / (root[j] - root[i])
                 bound = float(grid[i] + t * (grid[j] - grid[i]))
                 break
         bounds.append(bound)
