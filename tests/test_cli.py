@@ -137,6 +137,25 @@ def test_recover_tiny(tmp_path, capsys):
     iv = rep["intervals"]["parameters"]
     assert set(iv) == {"g", "g_EE", "g_IE", "g_EI", "sigma_out"} and len(iv["g"]["lower"]) == 2
     assert "intervals per start" in text and "what the data determine" in text
+    if rep["truth_test_r"] >= 0.1:
+        assert rep["test_r_ratio"] == pytest.approx(rep["median_test_r"] / rep["truth_test_r"])
+        assert rep["test_r_bar"] == (rep["test_r_ratio"] >= 0.98) and "x the true parameters' (bar >= 0.98)" in text
+    else:
+        assert rep["test_r_bar"] is None and "no verdict" in text
+    dirs = rep["intervals"]["directions"]
+    u = FitResult.load(tmp_path / "rec").uncertainty
+    b = rep["intervals"]["best_start"]
+    offset = (u.estimate[b] - np.array([rep["parameters"][n]["true"] for n in u.names])) / u.estimate[b]
+    for d, ref in zip(dirs, u.directions[b]):                # the truth's offset along each identified direction
+        assert d["error"] == pytest.approx(float(np.dot(ref["coefficients"], offset)))
+        assert d["covers"] == (abs(d["error"]) <= d["half_width"])
+    rc = main(["recover", "--out", str(tmp_path / "rec_p"), "--epochs", "1", "--frames", "40", "--starts", "2",
+               "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--profile-intervals", "sigma_out",
+               "--backend", BACKEND])
+    assert rc == 0 and "profile-likelihood: [" in capsys.readouterr().out
+    pr = json.loads((tmp_path / "rec_p" / "report.json").read_text())["intervals"]["parameters"]["sigma_out"]["profile"]
+    assert pr["starts"] == [0, 1] and all(lo < hi for lo, hi in zip(pr["lower"], pr["upper"]))
+    assert pr["covers"] == [lo <= 0.02 <= hi for lo, hi in zip(pr["lower"], pr["upper"])]
     rc = main(["recover", "--out", str(tmp_path / "rec_gains"), "--epochs", "1", "--frames", "40", "--starts", "2",
                "--test-windows", "1", "--no-progress", "--no-scan", "--no-figures", "--gains", "--backend", BACKEND])
     text = capsys.readouterr().out
@@ -239,3 +258,16 @@ def test_perturb_sc_adds_uniform_noise_to_existing_connections_only():
     assert not np.array_equal(p, perturb_sc(sc, seed=2))
     with pytest.raises(ValueError, match="amount"):
         perturb_sc(sc, amount=-1.0)
+
+
+def test_the_test_r_bar_is_a_share_of_the_truths_r_and_no_verdict_where_that_is_noise():
+    from types import SimpleNamespace
+
+    from nmmfit.experiments.recover import _bars
+
+    res = SimpleNamespace(test_r=np.array([0.80, 0.84, 0.90]), uncertainty=None)
+    ok, short = _bars({}, res, {}, 0.85), _bars({}, res, {}, 0.90)
+    assert ok["test_r_ratio"] == pytest.approx(0.84 / 0.85) and ok["test_r_bar"] is True
+    assert short["test_r_ratio"] == pytest.approx(0.84 / 0.90) and short["test_r_bar"] is False
+    flat = _bars({}, res, {}, 0.011)                      # the truth's own FC r is noise (hcp_aal2's dense SC)
+    assert flat["test_r_ratio"] is None and flat["test_r_bar"] is None

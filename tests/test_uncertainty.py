@@ -104,8 +104,8 @@ def _sc(seed=0):
     return sc
 
 
-def _data(frames, seed=3):
-    gen = RWW(_sc(), fit=(), init=TRUTH, fit_gains=False, seed=seed, backend=BACKEND)
+def _data(frames, seed=3, **truth):
+    gen = RWW(_sc(), fit=(), init={**TRUTH, **truth}, fit_gains=False, seed=seed, backend=BACKEND)
     with torch.no_grad():
         return gen(frames + 20, gen.initial_state(seed=seed), 0).bold[:, 20:].double()         # [1, T, N]
 
@@ -179,9 +179,12 @@ def test_crossing_interval_finds_the_chi_square_crossings_and_leaves_open_sides_
     lo, hi = crossing_interval(grid, np.where(grid < 1, 2.0 * (grid - 1) ** 2, 0.0), 2.0)   # flat to the right
     assert lo == pytest.approx(0.0, abs=1e-4) and hi == float("inf")
     assert all(np.isnan(crossing_interval(grid, np.full_like(grid, np.nan), 2.0)))
+    coarse = np.array([-3.0, -1.0, 1.0, 3.0, 5.0])           # D = 2 (x - 1)^2: points 2.8 standard errors apart
+    lo, hi = crossing_interval(coarse, 2.0 * (coarse - 1) ** 2, 2.71)
+    assert (lo, hi) == (pytest.approx(1 - np.sqrt(2.71 / 2)), pytest.approx(1 + np.sqrt(2.71 / 2)))
 
 
-def test_profile_interval_of_the_real_model_is_stored_and_ordered():
+def test_profile_interval_of_the_real_model_is_stored_and_ordered(tmp_path):
     from nmmfit.fit.profile import profile_intervals
 
     est, data = _estimate(), _data(100)
@@ -190,11 +193,37 @@ def test_profile_interval_of_the_real_model_is_stored_and_ordered():
         u = laplace_uncertainty(est, data, model_units=True, sim_frames=200, **SETTINGS)
     out = profile_intervals(est, data, u, ["sigma_out"], points=5, epochs=3, discard_frames=10)
     p = out["sigma_out"]
-    assert u.profile["sigma_out"] is p and len(p["grid"]) == len(p["profile"]) == 5
+    assert u.profile["sigma_out"]["models"] == [0] and u.profile["sigma_out"]["upper"] == [p["upper"]]
+    assert len(p["grid"]) == len(p["profile"]) == 5
     assert min(p["profile"]) == 0.0 and all(v >= 0 for v in p["profile"])
     assert 0.001 <= p["lower"] < p["upper"]
+    from nmmfit.plots import _profile_bounds, plot_uncertainty
+
+    lo, hi = _profile_bounds(u, 0)                        # the figure draws the stored profile of model 0 only
+    i = FIT.index("sigma_out")
+    assert (lo[i], hi[i]) == (p["lower"], p["upper"]) and np.isnan(lo[0]) and np.isnan(_profile_bounds(u, 1)[0][i])
+    assert plot_uncertainty(u, tmp_path / "u.png", truth=TRUTH).exists()
     with pytest.raises(ValueError, match="names"):
         profile_intervals(est, data, u, ["I_0"])
+
+
+def test_batched_profiles_fit_each_model_to_its_own_data():
+    from nmmfit.fit.profile import batched_profiles
+
+    # model 1's data come from another output noise: its profile must find that one, not model 0's
+    data = torch.cat([_data(150), _data(150, seed=5, sigma_out=0.03)])                       # [2, T, N]
+    est = RWW(_sc(), batch=2, fit=FIT, init={**TRUTH, "sigma_out": torch.tensor([0.02, 0.03])}, fit_gains=False,
+              seed=1, backend=BACKEND)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        u = laplace_uncertainty(est, data, model_units=True, sim_frames=300, **SETTINGS)
+    out = batched_profiles(est, data, u, ["sigma_out"], points=5, epochs=3, discard_frames=10)["sigma_out"]
+    assert out["models"] == [0, 1] and np.shape(out["grid"]) == np.shape(out["profile"]) == (2, 5)
+    np.testing.assert_allclose(np.asarray(out["grid"])[:, 2], u.estimate[:, FIT.index("sigma_out")])
+    assert np.nanmin(out["profile"], axis=1).tolist() == [0.0, 0.0]
+    lo, hi = np.asarray(out["lower"]), np.asarray(out["upper"])
+    assert np.all(lo < hi) and hi[0] < 0.025 < lo[1], (lo, hi)                # apart, each near its own data's
+    np.testing.assert_allclose((lo + hi) / 2, [0.02, 0.03], rtol=0.1)
 
 
 def test_data_of_the_wrong_shape_or_with_nan_is_refused_by_name():

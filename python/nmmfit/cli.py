@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-scan", action="store_true", help="skip the 1-D/2-D objective scans around the truth")
     p.add_argument("--profile", action="store_true",
                    help="also profile the objective over g_IE, g_EI and g (others re-fitted; several minutes)")
+    p.add_argument("--profile-intervals", type=_names, default=(), metavar="LIST",
+                   help="profile-likelihood intervals of these parameters for every start (e.g. g,g_EE; one fit of "
+                        "starts x 7 models per parameter), against the truth beside the Laplace ones")
     p.add_argument("--gains", action="store_true", help="also fit the SC gains")
     p.add_argument("--truth", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="override a ground-truth value (default g=100 g_EE=3.5 g_IE=0.42 g_EI=0.42)")
@@ -399,7 +402,8 @@ def _run(ex, args):
         return ex.recover(args.out, dataset=args.dataset, subject=_subject(args.subject), truth=dict(args.truth),
                           starts=args.starts, frames=args.frames, gains=args.gains, objective=args.objective,
                           optimizer=args.optimizer, start=args.start, spread=args.spread,
-                          sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile, **common)
+                          sim_factor=args.sim_factor, scan=not args.no_scan, profile=args.profile,
+                          profile_intervals=args.profile_intervals, **common)
     return _run_fit(ex, args, common)
 
 

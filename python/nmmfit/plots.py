@@ -310,6 +310,17 @@ def plot_profiles(profiles: dict, truth: dict, path, *, title=""):
     return _save(fig, path, title)
 
 
+def _profile_bounds(unc, b: int) -> tuple:
+    """Model b's profile-likelihood interval per parameter (NaN where it was not profiled)."""
+    lo, hi = [], []
+    for n in unc.names:
+        p = unc.profile.get(n, {})
+        k = p["models"].index(b) if b in p.get("models", []) else None
+        lo.append(np.nan if k is None else p["lower"][k])
+        hi.append(np.nan if k is None else p["upper"][k])
+    return lo, hi
+
+
 def plot_uncertainty(unc, path, *, b: int = 0, truth: dict | None = None, title=""):
     """Model ``b``'s intervals (an :class:`nmmfit.fit.uncertainty.Uncertainty`) relative to each
     estimate, on a log axis (profile intervals beside the Laplace ones, the truth when known;
@@ -321,8 +332,7 @@ def plot_uncertainty(unc, path, *, b: int = 0, truth: dict | None = None, title=
     edge = 20.0
     for k, (lo, hi, color, dy, label) in enumerate(
             [(unc.lower[b], unc.upper[b], "C0", 0.0, f"Laplace {100 * unc.level:.0f}%")]
-            + [([unc.profile.get(n, {}).get("lower", np.nan) for n in unc.names],
-                [unc.profile.get(n, {}).get("upper", np.nan) for n in unc.names], "C1", 0.2, "profile")]):
+            + [(*_profile_bounds(unc, b), "C1", 0.2, "profile")]):
         rl = np.clip(np.asarray(lo, dtype=float) / est, 1 / edge, edge)
         rh = np.clip(np.asarray(hi, dtype=float) / est, 1 / edge, edge)
         ok = np.isfinite(rl) & np.isfinite(rh)

@@ -191,6 +191,9 @@ class RecoveryReport(Report):
     out: str = ""
     identifiable_within_10pct: bool | None = None
     intervals: dict | None = None
+    test_r_ratio: float | None = None
+    test_r_bar: bool | None = None
+    test_r_share: float | None = None
 
     def _header(self) -> str:
         spread = f" +-{100 * self.spread:.0f}%" if self.spread else ""
@@ -243,14 +246,32 @@ class RecoveryReport(Report):
                 f"[{lo:.4g}, {hi:.4g}]{'' if c else '(MISSED)'}" for lo, hi, c in zip(row["lower"], row["upper"],
                                                                                       row["covers"]))
                 + f"  covered by {100 * row['coverage']:.0f}% of starts")
-        lines.append(f"what the data determine (start {iv['best_start']}, lowest loss): " + "; ".join(
-            f"{d['label']} +-{100 * d['half_width']:.3g}%" for d in iv["directions"]))
+            if "profile" in row:
+                pr = row["profile"]
+                lines.append(f"  {'':9s} profile-likelihood: " + " ".join(
+                    f"[{lo:.4g}, {hi:.4g}]{'' if c else '(MISSED)'}" for lo, hi, c in zip(pr["lower"], pr["upper"],
+                                                                                          pr["covers"]))
+                    + f"  covered by {100 * pr['coverage']:.0f}% of starts")
+        lines.append(f"what the data determine (start {iv['best_start']}, lowest loss; the truth's offset along "
+                     f"each direction, relative): " + "; ".join(
+            f"{d['label']} +-{100 * d['half_width']:.3g}% (truth {100 * d['error']:+.2g}%"
+            f"{'' if d['covers'] else ', MISSED'})" for d in iv["directions"]))
         return lines
+
+    def _test_line(self) -> str:
+        if self.test_r is None:
+            return "test FC r against the true parameters': not measured (no test run)"
+        if self.test_r_ratio is None:
+            return (f"test FC r against the true parameters': no verdict (their own test r {self.truth_test_r:.3f}: "
+                    f"the FC has no pattern the model reproduces on this connectome)")
+        return (f"median test FC r {self.test_r_ratio:.3f} x the true parameters' (bar >= {self.test_r_share:g}): "
+                f"{'yes' if self.test_r_bar else 'NO'}")
 
     def summary(self) -> str:
         return "\n".join([self._header(), *self._parameter_lines(), *self._diagnostic_lines(),
                           f"identifiable g, g_EE, sigma_out within 10% (median estimate and median |error|): "
                           f"{'yes' if self.identifiable_within_10pct else 'NO'}",
+                          self._test_line(),
                           f"all of g, g_EE, g_IE, g_EI within 10% (median estimate and median |error|): "
                           f"{'yes' if self.all_within_10pct else 'NO'}",
                           f"wall time: {self.wall_time:.1f} s (fit {self.fit_wall_time:.1f} s); results and figures "
