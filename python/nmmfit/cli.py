@@ -158,12 +158,13 @@ def _add_simulate(sub):
 
 
 def _grid(text):
-    k, _ = _param(text.split(",", 1)[0])
+    """``NAME=V1,V2,...`` -> (name, values): a start grid (the name checked as ``--init``'s)."""
+    name, values = text.split("=", 1) if "=" in text else (text, "")
+    k, _ = _param(f"{name}=0")
     try:
-        return k, tuple(float(x) for x in text.split("=", 1)[1].split(","))
+        return k, tuple(float(x) for x in values.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{k}: expected comma-separated numbers, got {text.split('=', 1)[1]!r}") \
-            from None
+        raise argparse.ArgumentTypeError(f"{k}: expected NAME=V1,V2,... with numbers, got {text!r}") from None
 
 
 def _weights(text):

@@ -33,8 +33,8 @@ from ..params.schemes import get_scheme
 from .protocol import figures_enabled, group_fc_for, load_subject, split_data
 from .reports import Report, _score_lines
 
-__all__ = ["HET_PARAMS", "DISCARD_S", "physiological_scheme", "heterogeneity_for", "scan_starts", "fit_physiological", "PhysiologicalFitReport",
-           "SCAN_GRID"]
+__all__ = ["HET_PARAMS", "DISCARD_S", "SCAN_GRID", "physiological_scheme", "heterogeneity_for", "scan_starts",
+           "fit_physiological", "PhysiologicalFitReport"]
 
 HET_PARAMS = ("g", "g_EE", "g_EI")
 """The parameters ``--maps`` / ``--groups`` make heterogeneous by default: the coupling g too. With g
@@ -260,6 +260,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
     het = heterogeneity_for(subj, het_params, maps=maps, groups=groups)
     scan_table = None
     scan = {n: v for n, v in (scan or {}).items() if n not in (init or {})}      # a fixed start leaves the scan
+
     def make_model(batch, start, **kw):
         return RWW(subj.sc, scheme=sch, tr=subj.tr, batch=batch, init=start, seed=seed, dtype=dtype,
                    backend=backend, **kw)
@@ -300,6 +301,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
         rate=dict(median=rate.median(-1).values.tolist(), min=rate.amin(-1).tolist(), max=rate.amax(-1).tolist()),
         fic_unstable_nodes=[0] * restarts if ok is None else (~ok).sum(-1).tolist(),
         fitted={k: np.asarray(v)[best].tolist() for k, v in res.fitted.items()},
-        wall_time=time.perf_counter() - t0, projections=model.heterogeneity_report(), scan=scan_table, figures=figs, out=str(out))
+        wall_time=time.perf_counter() - t0, projections=model.heterogeneity_report(), scan=scan_table, figures=figs,
+        out=str(out))
     report.save(out / "report.json")
     return report
