@@ -1,9 +1,11 @@
 """The fit loop's fast paths give the results of the slow ones: nmmfit's Adam is torch.optim.Adam
-bit for bit (and reads and writes its state format); stacked history records round-trip."""
+bit for bit (and reads and writes its state format); stacked history records round-trip; the
+one-sync finiteness check answers as the elementwise one."""
 import numpy as np
 import pytest
 import torch
 
+from nmmfit._validate import all_finite
 from nmmfit.fit.adam import Adam
 from nmmfit.fit.history import History
 
@@ -138,3 +140,24 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_all_finite_agrees_with_the_elementwise_check(dtype, bad):
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(3, 5, generator=g, dtype=dtype), None, torch.arange(4), torch.empty(0, dtype=dtype),
+               torch.randn(7, generator=g, dtype=torch.float32)]
+    assert all_finite(*tensors) and all_finite() and all_finite(None)
+    for k in (0, 4):
+        spoiled = [t.clone() if t is not None else None for t in tensors]
+        spoiled[k].view(-1)[2] = bad
+        assert not all_finite(*spoiled)
+    # opposite infinities: the sum is NaN either way
+    assert not all_finite(torch.tensor([float("inf"), -float("inf")], dtype=dtype))
+
+
+def test_all_finite_falls_back_when_a_finite_sum_overflows():
+    big = torch.full((4,), 1e308, dtype=torch.float64)
+    assert not bool(torch.isfinite(big.sum()))
+    assert all_finite(big, torch.ones(2))

@@ -13,6 +13,7 @@ from typing import Mapping
 
 import torch
 
+from ._validate import all_finite
 from .presets import PARAM_NAMES, Preset, get_preset
 
 REST_STATE = (0.001, 0.001, 0.0, 1.0, 1.0, 1.0)
@@ -63,9 +64,15 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _check_finite(name, t):
-    if not _is_tracing() and t.numel() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: expected finite values, got NaN or Inf")
+def _check_finite(named: dict) -> None:
+    """Every tensor of ``named`` (argument name -> tensor, all on one device) finite: one host sync
+    when they are (this runs on every simulate call, once per window of a fit), the first bad
+    argument named when not."""
+    if _is_tracing() or all_finite(*named.values()):
+        return
+    for name, t in named.items():
+        if not all_finite(t):
+            raise ValueError(f"{name}: expected finite values, got NaN or Inf")
 
 
 def _batch_of(name, t, ndim_unbatched):
@@ -73,7 +80,8 @@ def _batch_of(name, t, ndim_unbatched):
 
 
 def _check_W(W) -> None:
-    """``W # [N, N] | [B, N, N]``: a finite, non-negative float tensor with data."""
+    """``W # [N, N] | [B, N, N]``: a non-negative float tensor with data (finite: checked with the
+    other tensors by ``prepare_inputs``)."""
     if not isinstance(W, torch.Tensor):
         raise TypeError(f"W: expected a torch.Tensor of shape [N, N] or [B, N, N], got {type(W).__name__}")
     if W.dtype not in (torch.float32, torch.float64):
@@ -82,7 +90,6 @@ def _check_W(W) -> None:
         raise ValueError(f"W: expected shape [N, N] or [B, N, N] with N >= 1, got {list(W.shape)}")
     if W.device.type == "meta":
         raise ValueError("W: a meta tensor holds no data; give a tensor on the CPU or a GPU")
-    _check_finite("W", W)
     if not _is_tracing() and bool((W < 0).any()):
         raise ValueError("W: expected non-negative coupling weights (a connectome), got negative entries")
 
@@ -106,9 +113,9 @@ def _check_counts(preset, n_steps, steps_per_sample, record_every, step_offset, 
     return n_steps, sps, record_every, step_offset, seed, checkpoint_every
 
 
-def _check_params(params, preset, dtype, device, N: int, sizes: dict) -> dict:
+def _check_params(params, preset, dtype, device, N: int, sizes: dict, finite: dict) -> dict:
     """Each parameter a float or a ``[]``, ``[B]`` or ``[B, N]`` tensor (missing: the preset's
-    default); batched ones add their B to ``sizes``."""
+    default); batched ones add their B to ``sizes``, tensors go to ``finite`` to be checked."""
     params = dict(params or {})
     unknown = set(params) - set(PARAM_NAMES)
     if unknown:
@@ -129,14 +136,14 @@ def _check_params(params, preset, dtype, device, N: int, sizes: dict) -> dict:
                 raise ValueError(f"params[{name!r}]: expected shape [], [B] or [B, {N}], got {list(value.shape)}")
             if value.dim() >= 1:
                 sizes[f"params[{name!r}]"] = value.shape[0]
-            _check_finite(f"params[{name!r}]", value)
+            finite[f"params[{name!r}]"] = value
         elif not math.isfinite(value):
             raise ValueError(f"params[{name!r}]: expected a finite value, got {value!r}")
         tensors[name] = value
     return tensors
 
 
-def _check_state0(state0, dtype, device, N: int, sizes: dict) -> None:
+def _check_state0(state0, dtype, device, N: int, sizes: dict, finite: dict) -> None:
     """``state0 # [B, 6, N] | [6, N] | None`` in W's dtype and device."""
     if state0 is None:
         return
@@ -148,7 +155,7 @@ def _check_state0(state0, dtype, device, N: int, sizes: dict) -> None:
         raise ValueError(f"state0: expected shape [B, 6, {N}] or [6, {N}], got {list(state0.shape)}")
     if state0.dim() == 3:
         sizes["state0"] = state0.shape[0]
-    _check_finite("state0", state0)
+    finite["state0"] = state0
 
 
 def _check_stream(stream, sizes: dict):
@@ -165,7 +172,7 @@ def _check_stream(stream, sizes: dict):
     return stream
 
 
-def _check_u(u, n_steps: int, u_every: int, dtype, device, N: int, sizes: dict) -> None:
+def _check_u(u, n_steps: int, u_every: int, dtype, device, N: int, sizes: dict, finite: dict) -> None:
     """``u # [B, n_u, N] | [n_u, N] | None`` with ``n_u = ceil(n_steps / u_every)``."""
     if u is None:
         return
@@ -179,7 +186,7 @@ def _check_u(u, n_steps: int, u_every: int, dtype, device, N: int, sizes: dict) 
                          f"steps of n_steps={n_steps}), got {list(u.shape)}")
     if u.dim() == 3:
         sizes["u"] = u.shape[0]
-    _check_finite("u", u)
+    finite["u"] = u
 
 
 def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffiths2022",
@@ -202,11 +209,13 @@ def prepare_inputs(W, params: Mapping | None, state0, n_steps, *, preset="griffi
         raise TypeError(f"noise: expected a bool, got {type(noise).__name__}")
     # The batch size: every batched argument must agree.
     sizes = {"W": W.shape[0]} if W.dim() == 3 else {}
-    tensors = _check_params(params, preset, dtype, device, N, sizes)
-    _check_state0(state0, dtype, device, N, sizes)
+    finite = {"W": W}
+    tensors = _check_params(params, preset, dtype, device, N, sizes, finite)
+    _check_state0(state0, dtype, device, N, sizes, finite)
     stream = _check_stream(stream, sizes)
     u_every = _check_int("u_every", sps if u_every is None else u_every, 1)
-    _check_u(u, n_steps, u_every, dtype, device, N, sizes)
+    _check_u(u, n_steps, u_every, dtype, device, N, sizes, finite)
+    _check_finite(finite)
     if batch is not None:
         sizes["batch"] = _check_int("batch", batch, 1)
     if len(set(sizes.values())) > 1:

@@ -16,6 +16,21 @@ SEED_LIMIT = 2**63
 """Seeds are ints in [0, 2**63): the Philox key is 64-bit, but derived streams reserve the top bit."""
 
 
+def all_finite(*tensors) -> bool:
+    """Whether every element of ``tensors`` (``None`` and integer tensors allowed, all on one device)
+    is finite, with one reduction per tensor and one host sync for all: a NaN or Inf makes its
+    tensor's float64 sum non-finite, and the exact elementwise check runs only when some sum is
+    (a float64 tensor's sum can also overflow). The guards of the fit loop and of every op call use
+    it, so its cost is paid per window."""
+    floats = [t.detach() for t in tensors if t is not None and t.is_floating_point() and t.numel()]
+    if not floats:
+        return True
+    sums = torch.stack([t.sum(dtype=torch.float64) for t in floats])
+    if bool(torch.isfinite(sums).all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in floats)
+
+
 def _is_int(value) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return False
@@ -117,7 +132,7 @@ def check_tensor(name: str, value, *, dims: Sequence[int] | None = None, finite:
         raise ValueError(f"{name}: expected {' or '.join(f'{d}-d' for d in dims)} values, got shape {list(t.shape)}")
     if dtype is not None:
         t = t.to(dtype)
-    if finite and t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+    if finite and not all_finite(t):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf entries")
     return t
@@ -133,4 +148,4 @@ def _bounds(minimum, maximum) -> str:
     return ""
 
 
-__all__ = ["SEED_LIMIT", "check_int", "check_float", "check_seed", "check_bool", "check_choice", "check_names", "check_tensor"]
+__all__ = ["SEED_LIMIT", "all_finite", "check_int", "check_float", "check_seed", "check_bool", "check_choice", "check_names", "check_tensor"]

@@ -18,6 +18,7 @@ from torch._subclasses.fake_tensor import is_fake
 
 from ._ext import HAS_EXTENSION, build_info, run_interruptible, warn_fallback
 from ._inputs import SimOutput, prepare_inputs
+from ._validate import all_finite
 from .philox import noise_ref
 from .reference import simulate_ref
 
@@ -29,7 +30,7 @@ def warn_if_nonfinite(what: str, hint: str, *tensors) -> None:
     if (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
             or any(is_fake(t) for t in tensors)):
         return
-    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+    if not all_finite(*tensors):
         warnings.warn(f"nmmfit: {what} contains NaN or Inf; {hint}", RuntimeWarning, stacklevel=3)
 
 

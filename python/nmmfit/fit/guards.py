@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from .._validate import all_finite
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -25,6 +27,8 @@ def _saved(out_dir, always: bool = False) -> str:
 
 def check_finite(model, total, out_state, where: str, out_dir):
     """``total # [B]`` and ``out_state # [B, 6, N]`` must be finite for every model."""
+    if all_finite(total, out_state):
+        return
     bad = ~torch.isfinite(total.detach())
     if out_state is not None:
         bad = bad | ~torch.isfinite(out_state.detach()).flatten(1).all(1)
@@ -38,6 +42,8 @@ def check_finite(model, total, out_state, where: str, out_dir):
 
 
 def grads_finite(optimizer, where: str, out_dir):
+    if all_finite(*(p.grad for group in optimizer.param_groups for p in group["params"])):
+        return
     for group in optimizer.param_groups:
         for p in group["params"]:
             if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
@@ -47,6 +53,8 @@ def grads_finite(optimizer, where: str, out_dir):
 
 
 def params_finite(model, where: str, out_dir):
+    if all_finite(*model.parameters()):
+        return
     for n, p in model.named_parameters():
         if not bool(torch.isfinite(p).all()):
             raise FitDivergedError(f"fit diverged at {where}: parameter {n} became NaN/Inf after the update."
