@@ -138,3 +138,27 @@ def test_resampled_noise_fit_averages_its_last_quarter(files, tmp_path):
     a = json.loads((out / "report.json").read_text())["cost"]["train (in-sample)"]["cost"]
     b = json.loads((fixed / "report.json").read_text())["cost"]["train (in-sample)"]["cost"]
     assert a != b                                           # another noise stream after the first update
+
+
+@pytest.mark.parametrize("dt", [0.5, 2.0])
+def test_rate_run_in_chunks_is_the_one_run(monkeypatch, dt):
+    """The report's mean r_E per region: simulated in chunks of whole records (dt 0.5 ms: a record
+    every 2 steps, 15 steps a frame, so a chunk must be an even number of frames) it is the mean
+    over the same run as one call records."""
+    from nmmfit.experiments import physiological
+    from nmmfit.losses import mean_rate_E
+
+    rng = np.random.default_rng(0)
+    sc = rng.uniform(0, 1, (N, N))
+    preset = DECO2014_FIC_SCHEME.preset.with_dt(dt)
+    m = nmmfit.RWW(sc + sc.T, scheme=DECO2014_FIC_SCHEME.replace(preset=preset), tr=0.0075, batch=2,
+                   init=dict(g=torch.tensor([0.2, 0.4])))
+    every = max(1, round(1.0 / dt))
+    with torch.no_grad():
+        out = m(61, record_every=every, seed=5)
+        want = mean_rate_E(m, out.E.double(), out.I.double())
+    monkeypatch.setattr(physiological, "RATE_RUN_VALUES", 7 * 2 * N)     # chunks of 1-2 frames (at dt 0.5: even), one short
+    got = physiological._rates(m, 61, 5)
+    assert torch.allclose(got, want, rtol=1e-12, atol=0)
+    other = physiological._rates(m, 61, 6)                              # another noise seed: another run
+    assert not torch.allclose(other, want, rtol=1e-6, atol=0)

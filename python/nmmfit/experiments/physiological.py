@@ -14,6 +14,7 @@ Imports: params, losses, model, fit, datasets, .protocol, .reports (base class).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ import torch
 from .._files import prepare_run_dir
 from .._validate import check_choice, check_int
 from ..fit import fit as run_fit
-from ..losses import cubnm_cost, deco2014_objective, mean_rate_E
+from ..losses import cubnm_cost, deco2014_objective
+from ..losses.dynamics import rate_E
 from ..model import RWW
 from ..params.fic import FIC_RULES
 from ..params.heterogeneity import MapScaling
@@ -211,12 +213,26 @@ def _check_fic_at_start(model) -> None:
                          f"for the initial values ({rule.unstable_meaning}); raise g, g_EE or I_0 with --init")
 
 
+RATE_RUN_VALUES = 1 << 22
+"""Recorded E (and I) values per chunk of the rate run: bounds its memory at any length and batch
+(the whole run at once held B x 864,000 x N of each at dt 1 ms over a 1200-frame session)."""
+
+
 @torch.no_grad()
 def _rates(model, n_frames: int, seed: int) -> torch.Tensor:
-    """Mean r_E per region ``[B, N]`` of a fresh run of ``n_frames`` (E, I every ~1 ms)."""
+    """Mean r_E per region ``[B, N]`` of a fresh run of ``n_frames`` (E, I every ~1 ms), simulated
+    in chunks with the state carried (the same run as one call: noise is keyed by step) so that
+    memory stays within :data:`RATE_RUN_VALUES` records."""
     every = max(1, round(1.0 / model.preset.dt))
-    out = model(n_frames, record_every=every, seed=seed)
-    return mean_rate_E(model, out.E.double(), out.I.double())
+    sps = model.steps_per_sample
+    unit = every // math.gcd(every, sps)                 # frames per chunk: whole records per chunk
+    chunk = max(unit, RATE_RUN_VALUES * every // (model.B * model.N * sps) // unit * unit)
+    state, total, rows = model.initial_state(seed=model.seed), 0.0, 0
+    for f0 in range(0, n_frames, chunk):
+        out = model(min(chunk, n_frames - f0), state, f0 * sps, record_every=every, seed=seed)
+        total = total + rate_E(model, out.E.double(), out.I.double()).sum(-2)
+        state, rows = out.state, rows + out.E.shape[1]
+    return total / rows
 
 
 def _costs(res, bold, held, tr: float, rate: torch.Tensor) -> dict:

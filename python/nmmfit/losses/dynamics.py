@@ -28,7 +28,7 @@ from .base import LossTerm, Objective, with_weights
 from .paper import FCCorrelationLoss
 
 __all__ = ["FCDLoss", "FCMeanLoss", "FiringRateLoss", "RegionalPrior", "deco2014_objective", "cubnm_cost",
-           "mean_rate_E", "cubnm_rate_penalty"]
+           "rate_E", "mean_rate_E", "cubnm_rate_penalty"]
 
 
 def _frames(model, window_s: float, step_s: float) -> tuple[int, int]:
@@ -58,16 +58,22 @@ class FCMeanLoss(LossTerm):
         return (lower_tri(fc_matrix(x.sim)).mean(-1) - lower_tri(fc_matrix(x.emp)).mean(-1)).abs()
 
 
-def mean_rate_E(model, E: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
-    """Mean excitatory rate per node (Hz), ``[B, N]``, from ``E, I # [B, R, N]`` recorded by ``model``
-    (r_E = H_E(J_E) of docs/MODEL.md, at the model's current values, g_IE after FIC)."""
+def rate_E(model, E: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
+    """Excitatory rate per recorded sample and node (Hz), ``[B, R, N]``, from ``E, I # [B, R, N]``
+    recorded by ``model`` (r_E = H_E(J_E) of docs/MODEL.md, at the model's current values, g_IE
+    after FIC)."""
     from ..params.fic import excitatory_current
     from ..reference import CONSTANTS, rate_ref
 
     v = {k: (t if t.dim() == 2 else t[:, None].expand(-1, model.N)).to(E.dtype) for k, t in model.values().items()}
     J_E = excitatory_current(E, I, v["g"], v["g_EE"], v["g_IE"], v["I_0"], model.coupling().to(E.dtype),
                              model.preset.coupling)
-    return rate_ref(J_E, CONSTANTS["a_E"], CONSTANTS["b_E"], CONSTANTS["d_E"], model.preset.rate).mean(-2)
+    return rate_ref(J_E, CONSTANTS["a_E"], CONSTANTS["b_E"], CONSTANTS["d_E"], model.preset.rate)
+
+
+def mean_rate_E(model, E: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
+    """Mean excitatory rate per node (Hz), ``[B, N]``: :func:`rate_E` averaged over the samples."""
+    return rate_E(model, E, I).mean(-2)
 
 
 def cubnm_rate_penalty(rate: torch.Tensor, target: float = 3.0, tolerance: float = 1.0) -> torch.Tensor:
