@@ -220,6 +220,28 @@ def test_same_result_whatever_the_thread_count(B):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_simulations_on_one_stream_step_together_with_the_noise_of_their_own_runs(dtype):
+    """A shared W groups simulations; neighbours on the same noise stream reuse one draw of the
+    step's noise. Whatever the grouping, each simulation is bitwise its run alone."""
+    W, params, state0 = make_problem("deco2014", 8, 7, dtype)
+    stream = torch.tensor([0, 0, 0, 3, 3, 0, 2, 2])
+    kw = run_kw("deco2014", stream=stream)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)                                  # groups of four
+        batch = nmmfit.simulate(W, params, state0, 60, **kw)
+    finally:
+        torch.set_num_threads(before)
+    for b in range(8):
+        alone = nmmfit.simulate(W, {k: v[b:b + 1] for k, v in params.items()}, state0[b:b + 1], 60,
+                                **run_kw("deco2014", stream=stream[b:b + 1]))
+        for x, y in zip(batch, alone):
+            assert torch.equal(x[b:b + 1], y)
+    other = nmmfit.simulate(W, {k: v[3:4] for k, v in params.items()}, state0[3:4], 60, **run_kw("deco2014"))
+    assert not torch.equal(batch.E[3], other.E[0])                # on stream 0, not its own 3
+
+
 @pytest.mark.parametrize("args,match", [
     (dict(W=torch.ones(2, 3)), "W"),
     (dict(params={"g": torch.ones(2, 5)}), r"params\['g'\]"),

@@ -295,15 +295,13 @@ void noise_all(const Sizes& z, uint32_t stream, int64_t t, int64_t ld, uint32_t*
   for (int64_t i = 0; i < ld; ++i) xi[ld + i] = rad[i] * std::sin(box_muller_angle<T>(w1[i]));
 }
 
-// Phase 2 of a forward step, after the coupling c [ld]: the step's noise into xi [2, ld], then
-// every node's update of S [6, ld] in place. The hemodynamic switch is hoisted out of the node loop.
+// Phase 2 of a forward step, after the coupling c [ld] and the step's noise xi [2, ld]: every node's
+// update of S [6, ld] in place. The hemodynamic switch is hoisted out of the node loop.
 template <class T, class Cfg>
-void step_nodes(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, const T* c, T* xi,
-                T* S) {
+void step_nodes(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, int64_t t, const T* c, const T* xi, T* S) {
   const int64_t ld = sim.ld;
   const T* P = sim.P.data();
   const T* u = sim.input_at(z, t);
-  noise_all(z, stream, t, ld, sim.w0.data(), sim.w1.data(), xi);
   if (is_hemo_step(cfg, t)) {
 #pragma omp simd
     for (int64_t i = 0; i < ld; ++i) forward_node(cfg, P, ld, i, c[i], u[i], xi, true, S);
@@ -318,7 +316,8 @@ void step_nodes(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t strea
 template <class T, class Cfg>
 void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
   coupling(cfg, sim, S, c);
-  step_nodes(z, cfg, sim, stream, t, c, xi, S);
+  noise_all(z, stream, t, sim.ld, sim.w0.data(), sim.w1.data(), xi);
+  step_nodes(z, cfg, sim, t, c, xi, S);
 }
 
 // The forward walk of nb <= kGroup simulations b0, ..., b0 + nb - 1 in step (nb > 1 only when they
@@ -346,9 +345,17 @@ void forward_group(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, 
     for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
       if (nb == 1) coupling(cfg, sims[0], E[0], c[0]);
       else coupling_group(cfg, sims[0], nb, E, c);
+      const T* xi = nullptr;
       for (int k = 0; k < nb; ++k) {
         const int64_t b = b0 + k;
-        step_nodes(z, cfg, sims[k], static_cast<uint32_t>(a.stream[b]), t, c[k], sims[k].xi.data(), S[k].data());
+        // On its predecessor's stream a simulation draws the same noise (seed and step are shared):
+        // common random numbers are drawn once per group, as cuBNM draws one noise for all.
+        if (k == 0 || a.stream[b] != a.stream[b - 1]) {
+          noise_all(z, static_cast<uint32_t>(a.stream[b]), t, ld, sims[k].w0.data(), sims[k].w1.data(),
+                    sims[k].xi.data());
+          xi = sims[k].xi.data();
+        }
+        step_nodes(z, cfg, sims[k], t, c[k], xi, S[k].data());
         if (is_sample_step(z, t) || is_record_step(z, t))
           for (int64_t i = 0; i < N; ++i)
             emit_node(z, cfg, t, i, S[k].data(), ld, a.bold + samples_offset(z, b), a.E_rec + records_offset(z, b),
