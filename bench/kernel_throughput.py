@@ -5,7 +5,9 @@
 The problem is the issue's: deco2014 (dt 0.1 ms), N=100, a random symmetric SC with unit mean row
 sum, B=1 and B=8 simulations, 1 and 2 threads. nmmfit: ``nmmfit.simulate`` in float32 and float64,
 best of 3, and the gradient / forward time ratio (float32; the full gradient of a random loss on
-BOLD, over a quarter of the steps). cuBNM 0.1.0 (its CPU backend, ``force_cpu=True``, float64, rWW with FIC and FC off) runs
+BOLD, over a quarter of the steps). "one stream": float64 with every simulation on noise stream 0,
+as cuBNM runs all its simulations on one precomputed noise (the kernel then draws it once per group
+of simulations stepping together). cuBNM 0.1.0 (its CPU backend, ``force_cpu=True``, float64, rWW with FIC and FC off) runs
 in a scratch virtual environment (``bench/fic_cubnm_check.py``'s ``/tmp/cubnm-venv``, created on
 first use, never the project's .venv) in a subprocess with ``OMP_NUM_THREADS``; best of 2 runs of
 ``sim.run()`` (the first includes its set-up), so its precomputed noise is not counted against it.
@@ -54,9 +56,10 @@ _CUBNM_RUNNER = textwrap.dedent("""
 """)
 
 
-def nmmfit_forward(B: int, steps: int, dtype) -> float:
+def nmmfit_forward(B: int, steps: int, dtype, one_stream: bool = False) -> float:
     W, params = problem("deco2014", N, B, dtype=dtype)
-    f = lambda: nmmfit.simulate(W, params, None, steps, preset="deco2014", batch=B)  # noqa: E731
+    stream = torch.zeros(B, dtype=torch.int64) if one_stream else None
+    f = lambda: nmmfit.simulate(W, params, None, steps, preset="deco2014", batch=B, stream=stream)  # noqa: E731
     f()
     return B * N * steps / best_time(f)
 
@@ -99,12 +102,14 @@ def main():
             for B in args.batches:
                 row = dict(threads=threads, B=B, fp32=nmmfit_forward(B, args.steps, torch.float32),
                            fp64=nmmfit_forward(B, args.steps, torch.float64),
+                           fp64_one_stream=nmmfit_forward(B, args.steps, torch.float64, one_stream=True),
                            grad_ratio=nmmfit_gradient_ratio(B, args.steps // 4),
                            cubnm_fp64=cubnm_forward(py, B, args.steps, threads, sc_path) if py else None)
                 rows.append(row)
                 cub = row["cubnm_fp64"]
                 print(f"| {threads} | {B} | {row['fp32']:.3g} | {row['fp64']:.3g} | "
-                      + (f"{cub:.3g} | {row['fp64'] / cub:.1f}x" if cub else "- | -")
+                      + f"{row['fp64_one_stream']:.3g} | "
+                + (f"{cub:.3g} | {row['fp64'] / cub:.1f}x | {row['fp64_one_stream'] / cub:.1f}x" if cub else "- | - | -")
                       + f" | {row['grad_ratio']:.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
