@@ -162,3 +162,23 @@ def test_rate_run_in_chunks_is_the_one_run(monkeypatch, dt):
     assert torch.allclose(got, want, rtol=1e-12, atol=0)
     other = physiological._rates(m, 61, 6)                              # another noise seed: another run
     assert not torch.allclose(other, want, rtol=1e-6, atol=0)
+
+
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(files, tmp_path, monkeypatch):
+    """A physiological fit stopped after its first epoch and continued with --resume ends where the
+    whole fit ends: the same losses, fitted values and count of map-scale projections (a floor
+    near 1 makes every update project, so the count must come back from the checkpoint)."""
+    from nmmfit.params import heterogeneity
+
+    monkeypatch.setattr(heterogeneity, "SCALE_FLOOR", 0.999)
+    het = ("--maps", str(files / "maps.npy"), "--het", "g_EE", "--no-figures")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(_args(files, whole, *het, "--epochs", "3")) == 0
+    assert main(_args(files, parts, *het, "--epochs", "1")) == 0
+    assert main(_args(files, parts, *het, "--epochs", "3", "--resume")) == 0
+    a, b = (nmmfit.FitResult.load(d) for d in (whole, parts))
+    assert b.epochs_completed == 3
+    assert np.array_equal(a.history["loss"], b.history["loss"])
+    assert all(np.array_equal(a.fitted[k], b.fitted[k]) for k in a.fitted)
+    count = [json.loads((d / "report.json").read_text())["projections"]["g_EE"]["projections"] for d in (whole, parts)]
+    assert count[0] == count[1] and count[0][0] == 3

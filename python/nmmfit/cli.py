@@ -223,9 +223,9 @@ def _physiological(args) -> bool:
 
 
 def _run_physiological(ex, args, common):
-    if args.subjects is not None or args.resume:
+    if args.subjects is not None:
         print("nmmfit fit: error: a physiological fit (FIC, --maps, --groups, --objective) fits one subject "
-              "(no --subjects) from the start (no --resume)", file=sys.stderr)
+              "(no --subjects)", file=sys.stderr)
         return None
     maps = tuple(m.strip() for m in args.maps.split(",") if m.strip()) if args.maps else ()
     both = sorted(set(dict(args.scan)) & set(dict(args.init)))
@@ -242,7 +242,7 @@ def _run_physiological(ex, args, common):
         scan=None if args.no_start_scan else dict(args.scan) or ex.SCAN_GRID,
         epochs=20 if args.epochs is None else args.epochs, lr=args.lr, resample_noise=args.resample_noise,
         frames=args.frames, heldout=args.heldout, seed=args.seed, dtype=common["dtype"], backend=args.backend,
-        progress=common["progress"], figures=common["figures"], overwrite=args.overwrite)
+        progress=common["progress"], figures=common["figures"], overwrite=args.overwrite, resume=args.resume)
 
 
 def build_parser() -> argparse.ArgumentParser:

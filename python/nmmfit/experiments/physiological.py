@@ -257,17 +257,18 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                       epochs: int = 20, lr: float = 0.05, resample_noise: bool = False,
                       frames: int | None = None, heldout: str = "auto",
                       seed: int = 0, dtype=torch.float32, backend: str = "auto", progress: bool = True,
-                      figures: bool = True, overwrite: bool = False) -> PhysiologicalFitReport:
+                      figures: bool = True, overwrite: bool = False, resume: bool = False) -> PhysiologicalFitReport:
     """Fit one subject (module docstring) with ``restarts`` models batched, full-session exact
     gradients, Adam at ``lr`` on the scheme's log-scale parameters, scored on the held-out session.
     The same noise every update (a deterministic objective), or with ``resample_noise`` fresh noise
     every update (stochastic gradients of the expected objective; the estimate is then the mean of the
     last quarter of the updates). The restarts start at the best points of
     ``scan`` (:func:`scan_starts`; None: G spread over [0.5, 3] from ``init``). Writes result.json/npz,
-    report.json and figures into ``out``."""
+    report.json and figures into ``out``; ``resume`` continues from the checkpoint there (the scan,
+    deterministic, is run again to give the same start)."""
     t0 = time.perf_counter()
     restarts = check_int("restarts", restarts, 1)
-    out = prepare_run_dir(out, overwrite=overwrite)
+    out = prepare_run_dir(out, overwrite=overwrite, resume=resume)
     subj = load_subject(dataset, subject, sc_path=sc_path, bold_path=bold_path, tr=tr)
     if subj.bold is None:
         raise ValueError(f"{subj.name}: has no BOLD to fit (only an SC)")
@@ -293,7 +294,7 @@ def fit_physiological(out, *, dataset: str | None = "hcp_schaefer100", subject=0
                   if sc_path is None else None, mode="full", resample_noise=resample_noise, epochs=epochs,
                   lr=lr, average_last=max(1, epochs // 4) if resample_noise else 1, test_windows="data",
                   discard_frames=discard, sim_frames=len(bold) + discard,
-                  seed=seed, out_dir=out, overwrite=overwrite, progress=progress, save_result=False)
+                  seed=seed, out_dir=out, overwrite=overwrite, resume=resume, progress=progress, save_result=False)
     rate = _rates(model, len(bold), seed)
     ok = model.derived_report().get("fic_ok")
     cost = _costs(res, bold, held, subj.tr, rate)          # FC and FCD are scale-free: the data as given

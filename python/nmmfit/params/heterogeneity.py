@@ -102,7 +102,8 @@ class Heterogeneous(nn.Module):
         self.scaling = scaling
         self.register_buffer("maps", torch.as_tensor(scaling.maps, dtype=dtype))
         coef = torch.zeros(B, scaling.K, dtype=dtype)
-        self.projections = torch.zeros(B, dtype=torch.int64)            # fit updates put back to the floor
+        # fit updates put back to the floor: a buffer, so that a checkpoint carries the count on
+        self.register_buffer("projections", torch.zeros(B, dtype=torch.int64))
         if fit:
             self.coef = nn.Parameter(coef)
         else:
@@ -132,7 +133,7 @@ class Heterogeneous(nn.Module):
         shrunk = low < SCALE_FLOOR
         t = torch.where(shrunk, (1.0 - SCALE_FLOOR) / (1.0 - low), torch.ones_like(low))
         self.coef.mul_(t.unsqueeze(-1))
-        self.projections += shrunk.to(self.projections.dtype).cpu()
+        self.projections += shrunk.to(self.projections)
         return shrunk
 
     @torch.no_grad()
