@@ -220,6 +220,29 @@ def test_same_result_whatever_the_thread_count(B):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("preset", ["deco2014", "griffiths2022"])
+@pytest.mark.parametrize("batched_W,with_u", [(False, False), (True, True)])
+def test_pipelined_backward_of_one_simulation_is_the_serial_one(preset, batched_W, with_u):
+    """B=1 on two threads: the segments' recompute and their adjoint run on one thread each. The
+    gradients (dL/dW shared or own, every parameter, state0, u) equal one thread's bitwise, and the
+    reference's (float64) to rounding."""
+    W, params, state0 = make_problem(preset, 1, 9, torch.float64, batched_W=batched_W)
+    kw = run_kw(preset, **({"u": sim_helpers.make_input(1, 90, 9, 7)} if with_u else {}))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(grads_of(nmmfit.simulate, W, params, state0, 90, kw))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    want = grads_of(nmmfit.simulate_ref, W, params, state0, 90, kw)
+    for a, b in zip(results[1], want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_simulations_on_one_stream_step_together_with_the_noise_of_their_own_runs(dtype):
     """A shared W groups simulations; neighbours on the same noise stream reuse one draw of the

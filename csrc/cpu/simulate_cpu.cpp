@@ -8,7 +8,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -378,77 +381,160 @@ void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* 
   }
 }
 
-// Per-thread buffers of the backward pass, padded layout: one recomputed segment (S: K + 1 states
-// [6, ld]; c, gc: K x [ld]; xi: K x [2, ld]), one step's dL/du gu [ld], the running cotangent L
-// [6, ld] and the parameter cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the
-// adjoint loop stays one vector width), gp [6, ld] the segments in double, so rounding grows with
-// K ~ sqrt(T), not T. O(K N) per simulation in flight.
+// One recomputed segment, padded layout: S: K + 1 states [6, ld]; c: K x [ld] couplings; xi:
+// K x [2, ld] noise. O(K N); two per simulation when its recompute and adjoint run on two threads.
 template <class T>
-struct SegmentBuffers {
-  std::vector<T> S, c, xi, gc, gu, L, gp_seg;
-  std::vector<double> gp;
-  SegmentBuffers(int64_t K, int64_t ld)
-      : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld), gu(ld), L(kNumVars * ld),
-        gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
+struct SegmentStates {
+  std::vector<T> S, c, xi;
+  SegmentStates(int64_t K, int64_t ld) : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld) {}
 };
 
-// The adjoint of one simulation: walks the checkpoint segments in reverse, recomputes each segment
-// forward from its checkpoint (noise re-drawn from Philox, never stored across segments), then runs
-// the adjoint steps through it. G [N, N] (double) accumulates sum_t gc_t E_t^T when grad_W is asked.
-// Stops early on SIGINT as forward_group does.
+// The adjoint's buffers: gc: K x [ld] (one segment's coupling cotangents, for dL/dW), one step's
+// dL/du gu [ld], the running cotangent L [6, ld] and the parameter cotangents: gp_seg [6, ld] sums
+// one segment's n <= K steps in T (the adjoint loop stays one vector width), gp [6, ld] the segments
+// in double, so rounding grows with K ~ sqrt(T), not T.
+template <class T>
+struct AdjointBuffers {
+  std::vector<T> gc, gu, L, gp_seg;
+  std::vector<double> gp;
+  AdjointBuffers(int64_t K, int64_t ld)
+      : gc(K * ld), gu(ld), L(kNumVars * ld), gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
+};
+
+// Segment s of simulation b recomputed forward from its checkpoint into w (noise re-drawn from
+// Philox, never stored across segments). sim: loaded with b's W, parameters and input.
 template <class T, class Cfg>
-void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentBuffers<T>& w,
-                  double* G) {
+void recompute_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t s, SimLocal<T>& sim,
+                       SegmentStates<T>& w) {
+  const Sizes& z = a.z;
+  const int64_t ld = sim.ld, l6 = kNumVars * ld;
+  const auto [t0, n] = segment(z, s);
+  unpack_state(a.ckpt + checkpoint_offset(z, b, s), z.N, ld, w.S.data());
+  for (int64_t k = 0; k < n; ++k) {
+    T* S_k = w.S.data() + k * l6;
+    std::copy_n(S_k, l6, S_k + l6);
+    step_all(z, cfg, sim, static_cast<uint32_t>(a.stream[b]), t0 + k, w.c.data() + k * ld,
+             w.xi.data() + k * 2 * ld, S_k + l6);
+  }
+}
+
+// The adjoint steps of segment s of simulation b, in reverse through its recomputed states w:
+// updates adj's running cotangent L and parameter cotangents; G [N, N] (double, or nullptr)
+// accumulates sum_t gc_t E_t^T. sim: loaded with b's W rows (Wr), parameters and input.
+template <class T, class Cfg>
+void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t s, SimLocal<T>& sim,
+                     const SegmentStates<T>& w, AdjointBuffers<T>& adj, double* G) {
   const Sizes& z = a.z;
   const int64_t N = z.N, ld = sim.ld, l6 = kNumVars * ld;
-  const uint32_t stream = static_cast<uint32_t>(a.stream[b]);
+  const auto [t0, n] = segment(z, s);
   const T* gbold_b = a.grad_bold ? a.grad_bold + samples_offset(z, b) : nullptr;
   const T* gE_b = a.grad_E_rec ? a.grad_E_rec + records_offset(z, b) : nullptr;
   const T* gI_b = a.grad_I_rec ? a.grad_I_rec + records_offset(z, b) : nullptr;
-  sim.load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr, true);
   const T* P = sim.P.data();
-  T* L = w.L.data();
-  double* gp = w.gp.data();
-  T* gp_seg = w.gp_seg.data();
-  std::fill(w.L.begin(), w.L.end(), T(0));
-  if (a.grad_state)
-    for (int64_t v = 0; v < kNumVars; ++v) std::copy_n(a.grad_state + state_offset(z, b) + v * N, N, L + v * ld);
-  std::fill(w.gp.begin(), w.gp.end(), 0.0);
-  for (int64_t s = z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
-    const auto [t0, n] = segment(z, s);
-    unpack_state(a.ckpt + checkpoint_offset(z, b, s), N, ld, w.S.data());
-    for (int64_t k = 0; k < n; ++k) {
-      T* S_k = w.S.data() + k * l6;
-      std::copy_n(S_k, l6, S_k + l6);
-      step_all(z, cfg, sim, stream, t0 + k, w.c.data() + k * ld, w.xi.data() + k * 2 * ld, S_k + l6);
-    }
-    std::fill(w.gp_seg.begin(), w.gp_seg.end(), T(0));
-    for (int64_t k = n - 1; k >= 0; --k) {
-      const int64_t t = t0 + k;
-      const T* S_k = w.S.data() + k * l6;
-      const T* c_k = w.c.data() + k * ld;
-      const T* xi_k = w.xi.data() + k * 2 * ld;
-      T* gc_k = w.gc.data() + k * ld;
-      if (is_sample_step(z, t) || is_record_step(z, t))
-        for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
-      const T* u_k = sim.input_at(z, t);
-      if (is_hemo_step(cfg, t))
-        adjoint_all<true>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
-      else
-        adjoint_all<false>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, w.gu.data(), gp_seg);
-      if (a.grad_u)
-        for (int64_t i = 0; i < N; ++i) add_grad_input(a.grad_u, z, b, t, i, w.gu[i]);
-      // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
-      matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
-    }
-#pragma omp simd
-    for (int64_t e = 0; e < kNumParams * ld; ++e) gp[e] += double(gp_seg[e]);
-    // dL/dW_ij = sum_t gc_t[i] E_t[j] over the segment: one [N, n] x [n, N] product, in double.
-    if (G) accumulate_outer(G, N, ld, w.gc.data(), ld, w.S.data(), l6, n);
+  T* L = adj.L.data();
+  T* gp_seg = adj.gp_seg.data();
+  std::fill(adj.gp_seg.begin(), adj.gp_seg.end(), T(0));
+  for (int64_t k = n - 1; k >= 0; --k) {
+    const int64_t t = t0 + k;
+    const T* S_k = w.S.data() + k * l6;
+    const T* c_k = w.c.data() + k * ld;
+    const T* xi_k = w.xi.data() + k * 2 * ld;
+    T* gc_k = adj.gc.data() + k * ld;
+    if (is_sample_step(z, t) || is_record_step(z, t))
+      for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
+    const T* u_k = sim.input_at(z, t);
+    if (is_hemo_step(cfg, t))
+      adjoint_all<true>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(), gp_seg);
+    else
+      adjoint_all<false>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(), gp_seg);
+    if (a.grad_u)
+      for (int64_t i = 0; i < N; ++i) add_grad_input(a.grad_u, z, b, t, i, adj.gu[i]);
+    // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
+    matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
   }
-  pack_state(L, N, ld, a.grad_state0 + state_offset(z, b));
+#pragma omp simd
+  for (int64_t e = 0; e < kNumParams * ld; ++e) adj.gp[e] += double(gp_seg[e]);
+  if (G) accumulate_outer(G, N, ld, adj.gc.data(), ld, w.S.data(), l6, n);
+}
+
+// Simulation b's cotangents before its first segment: L from grad_state (or 0), gp = 0.
+template <class T>
+void adjoint_begin(const BackwardArgs<T>& a, int64_t b, int64_t ld, AdjointBuffers<T>& adj) {
+  std::fill(adj.L.begin(), adj.L.end(), T(0));
+  if (a.grad_state)
+    for (int64_t v = 0; v < kNumVars; ++v)
+      std::copy_n(a.grad_state + state_offset(a.z, b) + v * a.z.N, a.z.N, adj.L.data() + v * ld);
+  std::fill(adj.gp.begin(), adj.gp.end(), 0.0);
+}
+
+// Simulation b's cotangents after its last segment: dL/dstate0 and dL/dparams.
+template <class T>
+void adjoint_end(const BackwardArgs<T>& a, int64_t b, int64_t ld, const AdjointBuffers<T>& adj) {
+  const int64_t N = a.z.N;
+  pack_state(adj.L.data(), N, ld, a.grad_state0 + state_offset(a.z, b));
   for (int64_t p = 0; p < kNumParams; ++p)
-    for (int64_t i = 0; i < N; ++i) a.grad_params[state_offset(z, b) + p * N + i] = T(gp[p * ld + i]);
+    for (int64_t i = 0; i < N; ++i) a.grad_params[state_offset(a.z, b) + p * N + i] = T(adj.gp[p * ld + i]);
+}
+
+// The adjoint of one simulation on one thread: walks the checkpoint segments in reverse, recomputes
+// each, then runs the adjoint steps through it. Stops early on SIGINT as forward_group does.
+template <class T, class Cfg>
+void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentStates<T>& w,
+                  AdjointBuffers<T>& adj, double* G) {
+  sim.load(a.W + b * a.W_bstride, a.params + state_offset(a.z, b), a.u ? a.u + input_offset(a.z, b, 0) : nullptr,
+           true);
+  adjoint_begin(a, b, sim.ld, adj);
+  for (int64_t s = a.z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
+    recompute_segment(a, cfg, b, s, sim, w);
+    adjoint_segment(a, cfg, b, s, sim, w, adj, G);
+  }
+  adjoint_end(a, b, sim.ld, adj);
+}
+
+// The handoff between the two threads of a pipelined adjoint: segment j (counted from the last)
+// is recomputed into buffer j % 2 while the adjoint runs through segment j - 1 in the other.
+struct SegmentPipe {
+  std::atomic<int64_t> recomputed{0}, consumed{0};
+  std::atomic<bool> stop{false};
+  // Spins until ready() (briefly, then yielding the core: on a loaded machine the other thread may
+  // be descheduled); false when the other thread stopped (SIGINT).
+  template <class F>
+  bool wait(F ready) {
+    for (int spins = 0; !ready(); ++spins) {
+      if (stop.load(std::memory_order_acquire)) return false;
+      if (spins > 64) std::this_thread::yield();
+    }
+    return true;
+  }
+};
+
+// The adjoint of simulation b on two threads: role 0 recomputes the segments (last first), role 1
+// runs their adjoint as each becomes ready. The same arithmetic in the same order as backward_one,
+// so the result is bitwise the same; the pair halves the backward's wall time when recompute and
+// adjoint cost about the same. Each role has its own sim (the input row cache is per thread).
+template <class T, class Cfg>
+void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int role, SimLocal<T>& sim,
+                        SegmentStates<T>* w, AdjointBuffers<T>& adj, double* G, SegmentPipe& pipe) {
+  const int64_t n_seg = a.z.n_segments();
+  sim.load(a.W + b * a.W_bstride, a.params + state_offset(a.z, b), a.u ? a.u + input_offset(a.z, b, 0) : nullptr,
+           role == 1);
+  if (role == 1) adjoint_begin(a, b, sim.ld, adj);
+  for (int64_t j = 0; j < n_seg; ++j) {
+    if (interrupt_requested()) {
+      pipe.stop.store(true, std::memory_order_release);
+      return;
+    }
+    if (role == 0) {
+      if (!pipe.wait([&] { return j - pipe.consumed.load(std::memory_order_acquire) < 2; })) return;
+      recompute_segment(a, cfg, b, n_seg - 1 - j, sim, w[j % 2]);
+      pipe.recomputed.store(j + 1, std::memory_order_release);
+    } else {
+      if (!pipe.wait([&] { return pipe.recomputed.load(std::memory_order_acquire) > j; })) return;
+      adjoint_segment(a, cfg, b, n_seg - 1 - j, sim, w[j % 2], adj, G);
+      pipe.consumed.store(j + 1, std::memory_order_release);
+    }
+  }
+  if (role == 1) adjoint_end(a, b, sim.ld, adj);
 }
 
 // out [N, N] = dL/dW from G_ij = sum_t gc_i E_j (schedule.h's finish rule).
@@ -479,6 +565,37 @@ void simulate_forward_cpu(const ForwardArgs<T>& a) {
   });
 }
 
+// Simulations b of [b_begin, b_end) on this thread, one after the other; G: the shared W's gradient
+// buffer of their chunk (or nullptr: each writes its own dL/dW, or none is asked).
+template <class T, class Cfg>
+void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, int64_t b_end, double* G_shared) {
+  const int64_t N = a.z.N;
+  const bool own_W = a.grad_W && a.W_bstride != 0;
+  SimLocal<T> sim(N);
+  SegmentStates<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
+  AdjointBuffers<T> adj(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
+  std::vector<double> G_own(own_W ? N * N : 0);
+  for (int64_t b = b_begin; b < b_end; ++b) {
+    std::fill(G_own.begin(), G_own.end(), 0.0);
+    backward_one(a, cfg, b, sim, w, adj, own_W ? G_own.data() : G_shared);
+    if (own_W) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b * N * N);
+  }
+}
+
+// Thread tid of 2B: simulation tid / 2, in the role tid % 2 of backward_pipelined.
+template <class T, class Cfg>
+void backward_pair(const BackwardArgs<T>& a, const Cfg& cfg, int tid, std::vector<SegmentStates<T>>& states,
+                   SegmentPipe* pipes, double* G_shared) {
+  const int64_t N = a.z.N, b = tid / 2, K = std::min(a.z.checkpoint_every, a.z.n_steps);
+  const int role = tid % 2;
+  const bool own_W = a.grad_W && a.W_bstride != 0 && role == 1;
+  SimLocal<T> sim(N);
+  AdjointBuffers<T> adj(role == 1 ? K : 0, role == 1 ? sim.ld : 0);
+  std::vector<double> G_own(own_W ? N * N : 0);
+  backward_pipelined(a, cfg, b, role, sim, states.data() + 2 * b, adj, own_W ? G_own.data() : G_shared, pipes[b]);
+  if (own_W && !pipes[b].stop.load()) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b * N * N);
+}
+
 template <class T>
 void simulate_backward_cpu(const BackwardArgs<T>& a) {
   const int64_t N = a.z.N, B = a.z.B;
@@ -491,26 +608,31 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
   const int64_t n_chunks = std::min(B, kMaxChunks);
   const auto chunk_start = [&](int64_t chunk) { return chunk * B / n_chunks; };
   std::vector<double> G_chunks(a.grad_W && shared_W ? n_chunks * N * N : 0);
+  const auto G_of_chunk = [&](int64_t chunk) { return G_chunks.empty() ? nullptr : G_chunks.data() + chunk * N * N; };
+  // With two threads or more per simulation, each simulation's recompute and adjoint run as a
+  // pipeline on two of them (then B <= kMaxChunks: every simulation is its own chunk).
+  const int64_t pairs = a.z.n_segments() > 1 && B <= kMaxChunks && 2 * B <= omp_get_max_threads() ? B : 0;
+  std::vector<SegmentStates<T>> states;
+  for (int64_t k = 0; k < 2 * pairs; ++k) states.emplace_back(std::min(a.z.checkpoint_every, a.z.n_steps), padded(N));
+  std::unique_ptr<SegmentPipe[]> pipes(new SegmentPipe[std::max<int64_t>(pairs, 1)]);
   with_config(a.z.cfg, [&](const auto& cfg) {
-#pragma omp parallel
-    {
-      SimLocal<T> sim(N);
-      SegmentBuffers<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
-      std::vector<double> G_own(a.grad_W && !shared_W ? N * N : 0);
+    if (pairs > 0) {
+#pragma omp parallel num_threads(2 * pairs)
+      {
+        // Every thread sees the same team size; a smaller team than asked runs the simulations serially.
+        if (omp_get_num_threads() == 2 * pairs) {
+          backward_pair(a, cfg, omp_get_thread_num(), states, pipes.get(), G_of_chunk(omp_get_thread_num() / 2));
+        } else {
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-        for (int64_t b = chunk_start(chunk); b < chunk_start(chunk + 1); ++b) {
-          double* G = nullptr;
-          if (a.grad_W && shared_W) G = G_chunks.data() + chunk * N * N;
-          if (a.grad_W && !shared_W) {
-            std::fill(G_own.begin(), G_own.end(), 0.0);
-            G = G_own.data();
-          }
-          backward_one(a, cfg, b, sim, w, G);
-          if (a.grad_W && !shared_W) write_grad_W(a.z.cfg, G, N, a.grad_W + b * N * N);
+          for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+            backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), G_of_chunk(chunk));
         }
       }
+      return;
     }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+      backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), G_of_chunk(chunk));
   });
   if (a.grad_W && shared_W) {
     for (int64_t chunk = 1; chunk < n_chunks; ++chunk)
