@@ -382,23 +382,22 @@ void adjoint_all(const Cfg& cfg, const T* P, int64_t ld, const T* S_k, const T* 
 }
 
 // One recomputed segment, padded layout: S: K + 1 states [6, ld]; c: K x [ld] couplings; xi:
-// K x [2, ld] noise. O(K N); two per simulation when its recompute and adjoint run on two threads.
+// K x [2, ld] noise; gc: K x [ld] the adjoint's coupling cotangents (with S, the segment's dL/dW
+// terms). O(K N); two per simulation when its recompute and adjoint run on two threads.
 template <class T>
 struct SegmentStates {
-  std::vector<T> S, c, xi;
-  SegmentStates(int64_t K, int64_t ld) : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld) {}
+  std::vector<T> S, c, xi, gc;
+  SegmentStates(int64_t K, int64_t ld) : S((K + 1) * kNumVars * ld), c(K * ld), xi(K * 2 * ld), gc(K * ld) {}
 };
 
-// The adjoint's buffers: gc: K x [ld] (one segment's coupling cotangents, for dL/dW), one step's
-// dL/du gu [ld], the running cotangent L [6, ld] and the parameter cotangents: gp_seg [6, ld] sums
-// one segment's n <= K steps in T (the adjoint loop stays one vector width), gp [6, ld] the segments
-// in double, so rounding grows with K ~ sqrt(T), not T.
+// The adjoint's buffers: one step's dL/du gu [ld], the running cotangent L [6, ld] and the parameter
+// cotangents: gp_seg [6, ld] sums one segment's n <= K steps in T (the adjoint loop stays one vector
+// width), gp [6, ld] the segments in double, so rounding grows with K ~ sqrt(T), not T.
 template <class T>
 struct AdjointBuffers {
-  std::vector<T> gc, gu, L, gp_seg;
+  std::vector<T> gu, L, gp_seg;
   std::vector<double> gp;
-  AdjointBuffers(int64_t K, int64_t ld)
-      : gc(K * ld), gu(ld), L(kNumVars * ld), gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
+  explicit AdjointBuffers(int64_t ld) : gu(ld), L(kNumVars * ld), gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
 };
 
 // Segment s of simulation b recomputed forward from its checkpoint into w (noise re-drawn from
@@ -419,11 +418,11 @@ void recompute_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int6
 }
 
 // The adjoint steps of segment s of simulation b, in reverse through its recomputed states w:
-// updates adj's running cotangent L and parameter cotangents; G [N, N] (double, or nullptr)
-// accumulates sum_t gc_t E_t^T. sim: loaded with b's W rows (Wr), parameters and input.
+// updates adj's running cotangent L and parameter cotangents, and fills w.gc. sim: loaded with b's
+// W rows (Wr), parameters and input.
 template <class T, class Cfg>
 void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t s, SimLocal<T>& sim,
-                     const SegmentStates<T>& w, AdjointBuffers<T>& adj, double* G) {
+                     SegmentStates<T>& w, AdjointBuffers<T>& adj) {
   const Sizes& z = a.z;
   const int64_t N = z.N, ld = sim.ld, l6 = kNumVars * ld;
   const auto [t0, n] = segment(z, s);
@@ -439,7 +438,7 @@ void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_
     const T* S_k = w.S.data() + k * l6;
     const T* c_k = w.c.data() + k * ld;
     const T* xi_k = w.xi.data() + k * 2 * ld;
-    T* gc_k = adj.gc.data() + k * ld;
+    T* gc_k = w.gc.data() + k * ld;
     if (is_sample_step(z, t) || is_record_step(z, t))
       for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
     const T* u_k = sim.input_at(z, t);
@@ -454,7 +453,13 @@ void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_
   }
 #pragma omp simd
   for (int64_t e = 0; e < kNumParams * ld; ++e) adj.gp[e] += double(gp_seg[e]);
-  if (G) accumulate_outer(G, N, ld, adj.gc.data(), ld, w.S.data(), l6, n);
+}
+
+// G [N, N] (double, or nullptr: dL/dW not asked) += segment s's sum_t gc_t E_t^T, from w after its
+// adjoint. Segments are added last first, whichever thread adds them.
+template <class T>
+void outer_segment(const Sizes& z, int64_t s, int64_t ld, const SegmentStates<T>& w, double* G) {
+  if (G) accumulate_outer(G, z.N, ld, w.gc.data(), ld, w.S.data(), kNumVars * ld, segment(z, s).n);
 }
 
 // Simulation b's cotangents before its first segment: L from grad_state (or 0), gp = 0.
@@ -486,7 +491,8 @@ void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<
   adjoint_begin(a, b, sim.ld, adj);
   for (int64_t s = a.z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
     recompute_segment(a, cfg, b, s, sim, w);
-    adjoint_segment(a, cfg, b, s, sim, w, adj, G);
+    adjoint_segment(a, cfg, b, s, sim, w, adj);
+    outer_segment(a.z, s, sim.ld, w, G);
   }
   adjoint_end(a, b, sim.ld, adj);
 }
@@ -508,14 +514,16 @@ struct SegmentPipe {
   }
 };
 
-// The adjoint of simulation b on two threads: role 0 recomputes the segments (last first), role 1
-// runs their adjoint as each becomes ready. The same arithmetic in the same order as backward_one,
-// so the result is bitwise the same; the pair halves the backward's wall time when recompute and
-// adjoint cost about the same. Each role has its own sim (the input row cache is per thread).
+// The adjoint of simulation b on two threads. Role 1 runs the adjoint of segment j (counted from
+// the last) once role 0 has recomputed it into w[j % 2]; role 0, before recomputing segment j into
+// that buffer, adds segment j - 2's dL/dW terms from it (the outer products cost as much as a
+// coupling pass: this balances the two). The same arithmetic in the same order as backward_one, so
+// the result is bitwise the same. Each role has its own sim (the input row cache is per thread).
 template <class T, class Cfg>
 void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int role, SimLocal<T>& sim,
                         SegmentStates<T>* w, AdjointBuffers<T>& adj, double* G, SegmentPipe& pipe) {
   const int64_t n_seg = a.z.n_segments();
+  const auto segment_of = [&](int64_t j) { return n_seg - 1 - j; };
   sim.load(a.W + b * a.W_bstride, a.params + state_offset(a.z, b), a.u ? a.u + input_offset(a.z, b, 0) : nullptr,
            role == 1);
   if (role == 1) adjoint_begin(a, b, sim.ld, adj);
@@ -526,15 +534,22 @@ void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int
     }
     if (role == 0) {
       if (!pipe.wait([&] { return j - pipe.consumed.load(std::memory_order_acquire) < 2; })) return;
-      recompute_segment(a, cfg, b, n_seg - 1 - j, sim, w[j % 2]);
+      if (j >= 2) outer_segment(a.z, segment_of(j - 2), sim.ld, w[j % 2], G);
+      recompute_segment(a, cfg, b, segment_of(j), sim, w[j % 2]);
       pipe.recomputed.store(j + 1, std::memory_order_release);
     } else {
       if (!pipe.wait([&] { return pipe.recomputed.load(std::memory_order_acquire) > j; })) return;
-      adjoint_segment(a, cfg, b, n_seg - 1 - j, sim, w[j % 2], adj, G);
+      adjoint_segment(a, cfg, b, segment_of(j), sim, w[j % 2], adj);
       pipe.consumed.store(j + 1, std::memory_order_release);
     }
   }
-  if (role == 1) adjoint_end(a, b, sim.ld, adj);
+  if (role == 1) {
+    adjoint_end(a, b, sim.ld, adj);
+    return;
+  }
+  if (!pipe.wait([&] { return pipe.consumed.load(std::memory_order_acquire) == n_seg; })) return;
+  for (int64_t j = std::max<int64_t>(n_seg - 2, 0); j < n_seg; ++j)
+    outer_segment(a.z, segment_of(j), sim.ld, w[j % 2], G);
 }
 
 // out [N, N] = dL/dW from G_ij = sum_t gc_i E_j (schedule.h's finish rule).
@@ -573,7 +588,7 @@ void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, 
   const bool own_W = a.grad_W && a.W_bstride != 0;
   SimLocal<T> sim(N);
   SegmentStates<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
-  AdjointBuffers<T> adj(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
+  AdjointBuffers<T> adj(sim.ld);
   std::vector<double> G_own(own_W ? N * N : 0);
   for (int64_t b = b_begin; b < b_end; ++b) {
     std::fill(G_own.begin(), G_own.end(), 0.0);
@@ -586,11 +601,11 @@ void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, 
 template <class T, class Cfg>
 void backward_pair(const BackwardArgs<T>& a, const Cfg& cfg, int tid, std::vector<SegmentStates<T>>& states,
                    SegmentPipe* pipes, double* G_shared) {
-  const int64_t N = a.z.N, b = tid / 2, K = std::min(a.z.checkpoint_every, a.z.n_steps);
+  const int64_t N = a.z.N, b = tid / 2;
   const int role = tid % 2;
-  const bool own_W = a.grad_W && a.W_bstride != 0 && role == 1;
+  const bool own_W = a.grad_W && a.W_bstride != 0 && role == 0;     // role 0 adds the dL/dW terms
   SimLocal<T> sim(N);
-  AdjointBuffers<T> adj(role == 1 ? K : 0, role == 1 ? sim.ld : 0);
+  AdjointBuffers<T> adj(role == 1 ? sim.ld : 0);
   std::vector<double> G_own(own_W ? N * N : 0);
   backward_pipelined(a, cfg, b, role, sim, states.data() + 2 * b, adj, own_W ? G_own.data() : G_shared, pipes[b]);
   if (own_W && !pipes[b].stop.load()) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b * N * N);
