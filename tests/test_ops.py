@@ -245,22 +245,33 @@ def test_pipelined_backward_of_one_simulation_is_the_serial_one(preset, batched_
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_simulations_on_one_stream_step_together_with_the_noise_of_their_own_runs(dtype):
-    """A shared W groups simulations; neighbours on the same noise stream reuse one draw of the
-    step's noise. Whatever the grouping, each simulation is bitwise its run alone."""
+    """A shared W groups simulations, forward and backward (one thread: groups of four); neighbours on
+    the same noise stream reuse one draw of the step's noise. Whatever the grouping, each simulation
+    is bitwise its run alone: outputs, and the gradients of its parameters and initial state."""
     W, params, state0 = make_problem("deco2014", 8, 7, dtype)
     stream = torch.tensor([0, 0, 0, 3, 3, 0, 2, 2])
     kw = run_kw("deco2014", stream=stream)
+    g = torch.Generator().manual_seed(5)
+    cot = [torch.randn(o.shape, generator=g, dtype=dtype) for o in nmmfit.simulate(W, params, state0, 60, **kw)]
+
+    def run(p, x0, rows, **kw_run):                     # outputs, and d(cotangents . outputs)/d(x0, p)
+        x0 = x0.clone().requires_grad_()
+        p = {k: v.clone().requires_grad_() for k, v in p.items()}
+        out = nmmfit.simulate(W, p, x0, 60, **kw_run)
+        sum((o * c[rows]).sum() for o, c in zip(out, cot)).backward()
+        return out, [x0.grad] + [p[k].grad for k in nmmfit.PARAM_NAMES]
+
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)                                  # groups of four
-        batch = nmmfit.simulate(W, params, state0, 60, **kw)
+        torch.set_num_threads(1)
+        batch, batch_grads = run(params, state0, slice(None), **kw)
+        for b in range(8):
+            one = ({k: v[b:b + 1] for k, v in params.items()}, state0[b:b + 1])
+            out, grads = run(*one, slice(b, b + 1), **run_kw("deco2014", stream=stream[b:b + 1]))
+            for x, y in zip(list(batch) + batch_grads, list(out) + grads):
+                assert torch.equal(x[b:b + 1], y)
     finally:
         torch.set_num_threads(before)
-    for b in range(8):
-        alone = nmmfit.simulate(W, {k: v[b:b + 1] for k, v in params.items()}, state0[b:b + 1], 60,
-                                **run_kw("deco2014", stream=stream[b:b + 1]))
-        for x, y in zip(batch, alone):
-            assert torch.equal(x[b:b + 1], y)
     other = nmmfit.simulate(W, {k: v[3:4] for k, v in params.items()}, state0[3:4], 60, **run_kw("deco2014"))
     assert not torch.equal(batch.E[3], other.E[0])                # on stream 0, not its own 3
 

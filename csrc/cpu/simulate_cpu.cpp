@@ -201,31 +201,41 @@ void matvec_rows_group(const T* M, int64_t r0, int64_t rows, int64_t ld, const T
   for (int k = 0; k < NB; ++k) out[k][0] = acc[k][0], out[k][1] = acc[k][1];
 }
 
+// out[k] (+)= M^T x[k] for k < NB, matvec_transposed's sums for each.
 template <int NB, class T>
-void matvec_group(const T* M, int64_t rows, int64_t ld, const T* const* x, T* const* out) {
+void matvec_group(const T* M, int64_t rows, int64_t ld, const T* const* x, bool accumulate, T* const* out) {
   Vector<T> even[NB][2], odd[NB][2];
   for (int64_t i0 = 0; i0 < ld; i0 += 2 * kVectorLanes<T>) {
     matvec_rows_group<NB>(M, 0, rows, ld, x, i0, even);
     matvec_rows_group<NB>(M, 1, rows, ld, x, i0, odd);
     for (int k = 0; k < NB; ++k)
       for (int h = 0; h < 2; ++h) {
-        const Vector<T> sum = (even[k][h] + odd[k][h]) + T(0);  // matvec_block's 0 + (even + odd)
-        std::memcpy(out[k] + i0 + h * kVectorLanes<T>, &sum, sizeof sum);
+        T* o = out[k] + i0 + h * kVectorLanes<T>;
+        Vector<T> base{};                                       // matvec_block's (out or 0) + (even + odd)
+        if (accumulate) std::memcpy(&base, o, sizeof base);
+        const Vector<T> sum = base + (even[k][h] + odd[k][h]);
+        std::memcpy(o, &sum, sizeof sum);
       }
+  }
+}
+
+// out[k] (+)= M^T x[k] for the nb <= kGroup simulations of a group, in one pass over M.
+template <class T>
+void matvec_transposed_group(const T* M, int64_t rows, int64_t ld, int nb, const T* const* x, bool accumulate,
+                             T* const* out) {
+  static_assert(kGroup == 4, "one case per group size");
+  switch (nb) {
+    case 4: matvec_group<4>(M, rows, ld, x, accumulate, out); break;
+    case 3: matvec_group<3>(M, rows, ld, x, accumulate, out); break;
+    case 2: matvec_group<2>(M, rows, ld, x, accumulate, out); break;
+    default: matvec_group<1>(M, rows, ld, x, accumulate, out); break;
   }
 }
 
 template <class T, class Cfg>
 void coupling_group(const Cfg& cfg, const SimLocal<T>& shared, int nb, const T* const* E, T* const* c) {
   const int64_t ld = shared.ld;
-  const T* Wt = shared.Wt.data();
-  static_assert(kGroup == 4, "one case per group size");
-  switch (nb) {
-    case 4: matvec_group<4>(Wt, shared.N, ld, E, c); break;
-    case 3: matvec_group<3>(Wt, shared.N, ld, E, c); break;
-    case 2: matvec_group<2>(Wt, shared.N, ld, E, c); break;
-    default: matvec_group<1>(Wt, shared.N, ld, E, c); break;
-  }
+  matvec_transposed_group(shared.Wt.data(), shared.N, ld, nb, E, false, c);
   for (int k = 0; k < nb; ++k) {
     T* ck = c[k];
     const T* Ek = E[k];
@@ -314,13 +324,24 @@ void step_nodes(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, int64_t t, con
   }
 }
 
-// One forward step of one simulation: S [6, ld] in place; c [ld] and xi [2, ld] receive the step's
-// coupling and noise (the backward pass keeps them for its segment).
+// One forward step of the nb <= kGroup simulations of a group (nb > 1 only when they share W: one
+// coupling pass for all; sims[0] holds W): S[k] [6, ld] in place; c[k] [ld] and xi[k] [2, ld]
+// receive the step's coupling and noise (the backward pass keeps them for its segment). On its
+// predecessor's stream a simulation draws the same noise (seed and step are shared): common random
+// numbers are drawn once per group and copied, as cuBNM draws one noise for all.
 template <class T, class Cfg>
-void step_all(const Sizes& z, const Cfg& cfg, SimLocal<T>& sim, uint32_t stream, int64_t t, T* c, T* xi, T* S) {
-  coupling(cfg, sim, S, c);
-  noise_all(z, stream, t, sim.ld, sim.w0.data(), sim.w1.data(), xi);
-  step_nodes(z, cfg, sim, t, c, xi, S);
+void step_group(const Sizes& z, const Cfg& cfg, SimLocal<T>* sims, int nb, const int64_t* stream, int64_t t,
+                T* const* c, T* const* xi, T* const* S) {
+  const int64_t ld = sims[0].ld;
+  if (nb == 1) coupling(cfg, sims[0], S[0], c[0]);
+  else coupling_group(cfg, sims[0], nb, S, c);
+  for (int k = 0; k < nb; ++k) {
+    if (k == 0 || stream[k] != stream[k - 1])
+      noise_all(z, static_cast<uint32_t>(stream[k]), t, ld, sims[k].w0.data(), sims[k].w1.data(), xi[k]);
+    else
+      std::copy_n(xi[k - 1], 2 * ld, xi[k]);
+    step_nodes(z, cfg, sims[k], t, c[k], xi[k], S[k]);
+  }
 }
 
 // The forward walk of nb <= kGroup simulations b0, ..., b0 + nb - 1 in step (nb > 1 only when they
@@ -332,41 +353,29 @@ void forward_group(const ForwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, 
                    std::vector<std::vector<T>>& S) {
   const Sizes& z = a.z;
   const int64_t N = z.N, ld = sims[0].ld;
-  const T* E[kGroup];
-  T* c[kGroup];
+  T *state[kGroup], *c[kGroup], *xi[kGroup];
   for (int k = 0; k < nb; ++k) {
     const int64_t b = b0 + k;
     sims[k].load(a.W + b * a.W_bstride, a.params + state_offset(z, b), a.u ? a.u + input_offset(z, b, 0) : nullptr,
                  false);
     unpack_state(a.state0 + state_offset(z, b), N, ld, S[k].data());
-    E[k] = S[k].data();
+    state[k] = S[k].data();
     c[k] = sims[k].c.data();
+    xi[k] = sims[k].xi.data();
   }
   for (int64_t s = 0; s < z.n_segments() && !interrupt_requested(); ++s) {
     const Segment seg = segment(z, s);
-    for (int k = 0; k < nb; ++k) pack_state(S[k].data(), N, ld, a.ckpt + checkpoint_offset(z, b0 + k, s));
+    for (int k = 0; k < nb; ++k) pack_state(state[k], N, ld, a.ckpt + checkpoint_offset(z, b0 + k, s));
     for (int64_t t = seg.t0; t < seg.t0 + seg.n; ++t) {
-      if (nb == 1) coupling(cfg, sims[0], E[0], c[0]);
-      else coupling_group(cfg, sims[0], nb, E, c);
-      const T* xi = nullptr;
-      for (int k = 0; k < nb; ++k) {
-        const int64_t b = b0 + k;
-        // On its predecessor's stream a simulation draws the same noise (seed and step are shared):
-        // common random numbers are drawn once per group, as cuBNM draws one noise for all.
-        if (k == 0 || a.stream[b] != a.stream[b - 1]) {
-          noise_all(z, static_cast<uint32_t>(a.stream[b]), t, ld, sims[k].w0.data(), sims[k].w1.data(),
-                    sims[k].xi.data());
-          xi = sims[k].xi.data();
-        }
-        step_nodes(z, cfg, sims[k], t, c[k], xi, S[k].data());
-        if (is_sample_step(z, t) || is_record_step(z, t))
+      step_group(z, cfg, sims.data(), nb, a.stream + b0, t, c, xi, state);
+      if (is_sample_step(z, t) || is_record_step(z, t))
+        for (int k = 0; k < nb; ++k)
           for (int64_t i = 0; i < N; ++i)
-            emit_node(z, cfg, t, i, S[k].data(), ld, a.bold + samples_offset(z, b), a.E_rec + records_offset(z, b),
-                      a.I_rec + records_offset(z, b));
-      }
+            emit_node(z, cfg, t, i, state[k], ld, a.bold + samples_offset(z, b0 + k),
+                      a.E_rec + records_offset(z, b0 + k), a.I_rec + records_offset(z, b0 + k));
     }
   }
-  for (int k = 0; k < nb; ++k) pack_state(S[k].data(), N, ld, a.state + state_offset(z, b0 + k));
+  for (int k = 0; k < nb; ++k) pack_state(state[k], N, ld, a.state + state_offset(z, b0 + k));
 }
 
 // Adjoint phase 1 over all nodes; Hemo a template argument so the switch leaves the loop.
@@ -400,59 +409,79 @@ struct AdjointBuffers {
   explicit AdjointBuffers(int64_t ld) : gu(ld), L(kNumVars * ld), gp_seg(kNumParams * ld), gp(kNumParams * ld) {}
 };
 
-// Segment s of simulation b recomputed forward from its checkpoint into w (noise re-drawn from
-// Philox, never stored across segments). sim: loaded with b's W, parameters and input.
+// Segment s of simulations b0, ..., b0 + nb - 1 (a group, or one) recomputed forward from their
+// checkpoints into w[k] (noise re-drawn from Philox, never stored across segments). sims: loaded
+// with their W, parameters and input.
 template <class T, class Cfg>
-void recompute_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t s, SimLocal<T>& sim,
-                       SegmentStates<T>& w) {
+void recompute_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, int64_t s, SimLocal<T>* sims,
+                       SegmentStates<T>* w) {
   const Sizes& z = a.z;
-  const int64_t ld = sim.ld, l6 = kNumVars * ld;
+  const int64_t ld = sims[0].ld, l6 = kNumVars * ld;
   const auto [t0, n] = segment(z, s);
-  unpack_state(a.ckpt + checkpoint_offset(z, b, s), z.N, ld, w.S.data());
-  for (int64_t k = 0; k < n; ++k) {
-    T* S_k = w.S.data() + k * l6;
-    std::copy_n(S_k, l6, S_k + l6);
-    step_all(z, cfg, sim, static_cast<uint32_t>(a.stream[b]), t0 + k, w.c.data() + k * ld,
-             w.xi.data() + k * 2 * ld, S_k + l6);
+  for (int k = 0; k < nb; ++k) unpack_state(a.ckpt + checkpoint_offset(z, b0 + k, s), z.N, ld, w[k].S.data());
+  T *state[kGroup], *c[kGroup], *xi[kGroup];
+  for (int64_t i = 0; i < n; ++i) {
+    for (int k = 0; k < nb; ++k) {
+      T* S_i = w[k].S.data() + i * l6;
+      std::copy_n(S_i, l6, S_i + l6);
+      state[k] = S_i + l6;
+      c[k] = w[k].c.data() + i * ld;
+      xi[k] = w[k].xi.data() + i * 2 * ld;
+    }
+    step_group(z, cfg, sims, nb, a.stream + b0, t0 + i, c, xi, state);
   }
 }
 
-// The adjoint steps of segment s of simulation b, in reverse through its recomputed states w:
-// updates adj's running cotangent L and parameter cotangents, and fills w.gc. sim: loaded with b's
-// W rows (Wr), parameters and input.
+// One adjoint step t of simulation b, phase 1 (output cotangents, the node loop: fills gc_k and
+// adj's parameter cotangents of the segment); phase 2 (lambda_E += W^T gc) is the caller's.
 template <class T, class Cfg>
-void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t s, SimLocal<T>& sim,
-                     SegmentStates<T>& w, AdjointBuffers<T>& adj) {
+void adjoint_step_nodes(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int64_t t, SimLocal<T>& sim,
+                        const T* S_k, const T* c_k, const T* xi_k, T* gc_k, AdjointBuffers<T>& adj) {
   const Sizes& z = a.z;
-  const int64_t N = z.N, ld = sim.ld, l6 = kNumVars * ld;
-  const auto [t0, n] = segment(z, s);
+  const int64_t N = z.N, ld = sim.ld;
   const T* gbold_b = a.grad_bold ? a.grad_bold + samples_offset(z, b) : nullptr;
   const T* gE_b = a.grad_E_rec ? a.grad_E_rec + records_offset(z, b) : nullptr;
   const T* gI_b = a.grad_I_rec ? a.grad_I_rec + records_offset(z, b) : nullptr;
-  const T* P = sim.P.data();
   T* L = adj.L.data();
-  T* gp_seg = adj.gp_seg.data();
-  std::fill(adj.gp_seg.begin(), adj.gp_seg.end(), T(0));
-  for (int64_t k = n - 1; k >= 0; --k) {
-    const int64_t t = t0 + k;
-    const T* S_k = w.S.data() + k * l6;
-    const T* c_k = w.c.data() + k * ld;
-    const T* xi_k = w.xi.data() + k * 2 * ld;
-    T* gc_k = w.gc.data() + k * ld;
-    if (is_sample_step(z, t) || is_record_step(z, t))
-      for (int64_t i = 0; i < N; ++i) output_cotangents_node(z, cfg, t, i, S_k + l6, ld, gbold_b, gE_b, gI_b, L);
-    const T* u_k = sim.input_at(z, t);
-    if (is_hemo_step(cfg, t))
-      adjoint_all<true>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(), gp_seg);
-    else
-      adjoint_all<false>(cfg, P, ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(), gp_seg);
-    if (a.grad_u)
-      for (int64_t i = 0; i < N; ++i) add_grad_input(a.grad_u, z, b, t, i, adj.gu[i]);
-    // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i.
-    matvec_transposed(sim.Wr.data(), N, ld, gc_k, true, L);
+  if (is_sample_step(z, t) || is_record_step(z, t))
+    for (int64_t i = 0; i < N; ++i)
+      output_cotangents_node(z, cfg, t, i, S_k + kNumVars * ld, ld, gbold_b, gE_b, gI_b, L);
+  const T* u_k = sim.input_at(z, t);
+  if (is_hemo_step(cfg, t))
+    adjoint_all<true>(cfg, sim.P.data(), ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(),
+                      adj.gp_seg.data());
+  else
+    adjoint_all<false>(cfg, sim.P.data(), ld, S_k, c_k, u_k, xi_k, sim.rowsum.data(), L, gc_k, adj.gu.data(),
+                       adj.gp_seg.data());
+  if (a.grad_u)
+    for (int64_t i = 0; i < N; ++i) add_grad_input(a.grad_u, z, b, t, i, adj.gu[i]);
+}
+
+// The adjoint steps of segment s of simulations b0, ..., b0 + nb - 1, in reverse through their
+// recomputed states w[k]: updates adj[k]'s running cotangent L and parameter cotangents, and fills
+// w[k].gc. sims: loaded with their W rows (Wr; a group's in sims[0]), parameters and input.
+template <class T, class Cfg>
+void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, int64_t s, SimLocal<T>* sims,
+                     SegmentStates<T>* w, AdjointBuffers<T>* adj) {
+  const int64_t N = a.z.N, ld = sims[0].ld, l6 = kNumVars * ld;
+  const auto [t0, n] = segment(a.z, s);
+  for (int k = 0; k < nb; ++k) std::fill(adj[k].gp_seg.begin(), adj[k].gp_seg.end(), T(0));
+  T *gc[kGroup], *L[kGroup];
+  for (int k = 0; k < nb; ++k) L[k] = adj[k].L.data();
+  for (int64_t i = n - 1; i >= 0; --i) {
+    for (int k = 0; k < nb; ++k) {
+      gc[k] = w[k].gc.data() + i * ld;
+      adjoint_step_nodes(a, cfg, b0 + k, t0 + i, sims[k], w[k].S.data() + i * l6, w[k].c.data() + i * ld,
+                         w[k].xi.data() + i * 2 * ld, gc[k], adj[k]);
+    }
+    // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i (the group's in one pass).
+    if (nb == 1) matvec_transposed(sims[0].Wr.data(), N, ld, gc[0], true, L[0]);
+    else matvec_transposed_group(sims[0].Wr.data(), N, ld, nb, gc, true, L);
   }
+  for (int k = 0; k < nb; ++k) {
 #pragma omp simd
-  for (int64_t e = 0; e < kNumParams * ld; ++e) adj.gp[e] += double(gp_seg[e]);
+    for (int64_t e = 0; e < kNumParams * ld; ++e) adj[k].gp[e] += double(adj[k].gp_seg[e]);
+  }
 }
 
 // G [N, N] (double, or nullptr: dL/dW not asked) += segment s's sum_t gc_t E_t^T, from w after its
@@ -481,20 +510,26 @@ void adjoint_end(const BackwardArgs<T>& a, int64_t b, int64_t ld, const AdjointB
     for (int64_t i = 0; i < N; ++i) a.grad_params[state_offset(a.z, b) + p * N + i] = T(adj.gp[p * ld + i]);
 }
 
-// The adjoint of one simulation on one thread: walks the checkpoint segments in reverse, recomputes
-// each, then runs the adjoint steps through it. Stops early on SIGINT as forward_group does.
+// The adjoint of simulations b0, ..., b0 + nb - 1 on one thread (nb > 1: a group sharing W, in
+// lockstep, one pass over W per coupling): walks the checkpoint segments in reverse, recomputes
+// each, runs the adjoint steps through it and adds its dL/dW terms to G[k] (or none: nullptr).
+// Every simulation's arithmetic is its own run's, in the same order, whatever the group. Stops early
+// on SIGINT as forward_group does.
 template <class T, class Cfg>
-void backward_one(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, SimLocal<T>& sim, SegmentStates<T>& w,
-                  AdjointBuffers<T>& adj, double* G) {
-  sim.load(a.W + b * a.W_bstride, a.params + state_offset(a.z, b), a.u ? a.u + input_offset(a.z, b, 0) : nullptr,
-           true);
-  adjoint_begin(a, b, sim.ld, adj);
-  for (int64_t s = a.z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
-    recompute_segment(a, cfg, b, s, sim, w);
-    adjoint_segment(a, cfg, b, s, sim, w, adj);
-    outer_segment(a.z, s, sim.ld, w, G);
+void backward_group(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb, SimLocal<T>* sims,
+                    SegmentStates<T>* w, AdjointBuffers<T>* adj, double* const* G) {
+  for (int k = 0; k < nb; ++k) {
+    const int64_t b = b0 + k;
+    sims[k].load(a.W + b * a.W_bstride, a.params + state_offset(a.z, b), a.u ? a.u + input_offset(a.z, b, 0) : nullptr,
+                 k == 0);
+    adjoint_begin(a, b, sims[k].ld, adj[k]);
   }
-  adjoint_end(a, b, sim.ld, adj);
+  for (int64_t s = a.z.n_segments() - 1; s >= 0 && !interrupt_requested(); --s) {
+    recompute_segment(a, cfg, b0, nb, s, sims, w);
+    adjoint_segment(a, cfg, b0, nb, s, sims, w, adj);
+    for (int k = 0; k < nb; ++k) outer_segment(a.z, s, sims[k].ld, w[k], G[k]);
+  }
+  for (int k = 0; k < nb; ++k) adjoint_end(a, b0 + k, sims[k].ld, adj[k]);
 }
 
 // The handoff between the two threads of a pipelined adjoint: segment j (counted from the last)
@@ -517,7 +552,7 @@ struct SegmentPipe {
 // The adjoint of simulation b on two threads. Role 1 runs the adjoint of segment j (counted from
 // the last) once role 0 has recomputed it into w[j % 2]; role 0, before recomputing segment j into
 // that buffer, adds segment j - 2's dL/dW terms from it (the outer products cost as much as a
-// coupling pass: this balances the two). The same arithmetic in the same order as backward_one, so
+// coupling pass: this balances the two). The same arithmetic in the same order as backward_group, so
 // the result is bitwise the same. Each role has its own sim (the input row cache is per thread).
 template <class T, class Cfg>
 void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int role, SimLocal<T>& sim,
@@ -535,11 +570,11 @@ void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int
     if (role == 0) {
       if (!pipe.wait([&] { return j - pipe.consumed.load(std::memory_order_acquire) < 2; })) return;
       if (j >= 2) outer_segment(a.z, segment_of(j - 2), sim.ld, w[j % 2], G);
-      recompute_segment(a, cfg, b, segment_of(j), sim, w[j % 2]);
+      recompute_segment(a, cfg, b, 1, segment_of(j), &sim, &w[j % 2]);
       pipe.recomputed.store(j + 1, std::memory_order_release);
     } else {
       if (!pipe.wait([&] { return pipe.recomputed.load(std::memory_order_acquire) > j; })) return;
-      adjoint_segment(a, cfg, b, segment_of(j), sim, w[j % 2], adj);
+      adjoint_segment(a, cfg, b, 1, segment_of(j), &sim, &w[j % 2], &adj);
       pipe.consumed.store(j + 1, std::memory_order_release);
     }
   }
@@ -580,20 +615,27 @@ void simulate_forward_cpu(const ForwardArgs<T>& a) {
   });
 }
 
-// Simulations b of [b_begin, b_end) on this thread, one after the other; G: the shared W's gradient
-// buffer of their chunk (or nullptr: each writes its own dL/dW, or none is asked).
+// Simulations [b_begin, b_end) on this thread in groups of up to `group` (group > 1 only when
+// they share W and each has its own chunk buffer in G_shared, so that no sum depends on the
+// grouping); G_shared: the shared W's gradient buffer of their chunk (one per simulation when
+// grouped), or nullptr: each writes its own dL/dW, or none is asked.
 template <class T, class Cfg>
-void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, int64_t b_end, double* G_shared) {
-  const int64_t N = a.z.N;
+void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, int64_t b_end, int group,
+                     double* G_shared) {
+  const int64_t N = a.z.N, K = std::min(a.z.checkpoint_every, a.z.n_steps), ld = padded(N);
   const bool own_W = a.grad_W && a.W_bstride != 0;
-  SimLocal<T> sim(N);
-  SegmentStates<T> w(std::min(a.z.checkpoint_every, a.z.n_steps), sim.ld);
-  AdjointBuffers<T> adj(sim.ld);
+  std::vector<SimLocal<T>> sims(group, SimLocal<T>(N));
+  std::vector<SegmentStates<T>> w(group, SegmentStates<T>(K, ld));
+  std::vector<AdjointBuffers<T>> adj(group, AdjointBuffers<T>(ld));
   std::vector<double> G_own(own_W ? N * N : 0);
-  for (int64_t b = b_begin; b < b_end; ++b) {
+  for (int64_t b0 = b_begin; b0 < b_end; b0 += group) {
+    const int nb = static_cast<int>(std::min<int64_t>(group, b_end - b0));
+    double* G[kGroup];
+    for (int k = 0; k < nb; ++k) G[k] = own_W ? G_own.data() : G_shared ? G_shared + (group > 1 ? k * N * N : 0) : nullptr;
     std::fill(G_own.begin(), G_own.end(), 0.0);
-    backward_one(a, cfg, b, sim, w, adj, own_W ? G_own.data() : G_shared);
-    if (own_W) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b * N * N);
+    backward_group(a, cfg, b0, nb, sims.data(), w.data(), adj.data(), G);
+    if (own_W) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b0 * N * N);
+    if (G_shared && group > 1) G_shared += nb * N * N;
   }
 }
 
@@ -640,14 +682,26 @@ void simulate_backward_cpu(const BackwardArgs<T>& a) {
         } else {
 #pragma omp for schedule(dynamic, 1)
           for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
-            backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), G_of_chunk(chunk));
+            backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), 1, G_of_chunk(chunk));
         }
+      }
+      return;
+    }
+    if (shared_W && B <= kMaxChunks) {
+      // Simulations sharing W step together in groups, as in the forward (each is its own chunk).
+#pragma omp parallel
+      {
+        const int64_t per_thread = (B + omp_get_num_threads() - 1) / omp_get_num_threads();
+        const int group = static_cast<int>(std::clamp<int64_t>(per_thread, 1, kGroup));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b0 = 0; b0 < B; b0 += group)
+          backward_serial(a, cfg, b0, std::min<int64_t>(b0 + group, B), group, G_of_chunk(b0));
       }
       return;
     }
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
-      backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), G_of_chunk(chunk));
+      backward_serial(a, cfg, chunk_start(chunk), chunk_start(chunk + 1), 1, G_of_chunk(chunk));
   });
   if (a.grad_W && shared_W) {
     for (int64_t chunk = 1; chunk < n_chunks; ++chunk)
