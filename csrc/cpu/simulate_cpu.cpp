@@ -631,7 +631,10 @@ void backward_serial(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b_begin, 
   for (int64_t b0 = b_begin; b0 < b_end; b0 += group) {
     const int nb = static_cast<int>(std::min<int64_t>(group, b_end - b0));
     double* G[kGroup];
-    for (int k = 0; k < nb; ++k) G[k] = own_W ? G_own.data() : G_shared ? G_shared + (group > 1 ? k * N * N : 0) : nullptr;
+    for (int k = 0; k < nb; ++k) {
+      if (own_W) G[k] = G_own.data();
+      else G[k] = G_shared ? G_shared + (group > 1 ? k * N * N : 0) : nullptr;
+    }
     std::fill(G_own.begin(), G_own.end(), 0.0);
     backward_group(a, cfg, b0, nb, sims.data(), w.data(), adj.data(), G);
     if (own_W) write_grad_W(a.z.cfg, G_own.data(), N, a.grad_W + b0 * N * N);
