@@ -393,8 +393,8 @@ def test_double_backward_raises_clearly():
 # ---- Ctrl-C --------------------------------------------------------------------------------------
 
 INTERRUPT_CHILD = r"""
-import signal, time, torch, nmmfit
-torch.set_num_threads(1)
+import signal, sys, time, torch, nmmfit
+torch.set_num_threads(int(sys.argv[1]))                      # 2: one simulation's backward is pipelined
 N = 20
 W = torch.rand(N, N, generator=torch.Generator().manual_seed(0)) / N
 g = torch.full((1,), 0.5, requires_grad=True)
@@ -427,9 +427,10 @@ def _as_a_terminal_child():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt_child_once() -> str | None:
-    """One run of INTERRUPT_CHILD: SIGINT during its long forward, then its long backward. None when
-    both returned KeyboardInterrupt within a second and recovered, else what went wrong."""
+def _interrupt_child_once(threads: int) -> str | None:
+    """One run of INTERRUPT_CHILD on ``threads``: SIGINT during its long forward, then its long
+    backward. None when both returned KeyboardInterrupt within a second and recovered, else what
+    went wrong."""
     import queue
     import signal
     import subprocess
@@ -437,7 +438,7 @@ def _interrupt_child_once() -> str | None:
     import threading
     import time
     no_site = ["-S"] if sys.flags.no_site else []   # as this interpreter was started (make sanitize)
-    proc = subprocess.Popen([sys.executable, *no_site, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *no_site, "-c", INTERRUPT_CHILD, str(threads)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_terminal_child)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout], daemon=True).start()
@@ -464,10 +465,12 @@ def _interrupt_child_once() -> str | None:
             proc.kill()
 
 
-def test_ctrl_c_interrupts_a_long_simulate():
-    """SIGINT during a long forward (~30 s), then during a long backward, returns control within a second
-    as KeyboardInterrupt, and leaves Python's handler and the next call as they were."""
-    why = _interrupt_child_once()
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ctrl_c_interrupts_a_long_simulate(threads):
+    """SIGINT during a long forward (~30 s), then during a long backward (on 2 threads: both threads
+    of its pipeline stop), returns control within a second as KeyboardInterrupt, and leaves
+    Python's handler and the next call as they were."""
+    why = _interrupt_child_once(threads)
     assert why is None, why
 
 

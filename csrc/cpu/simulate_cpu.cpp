@@ -537,15 +537,39 @@ void backward_group(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b0, int nb
 struct SegmentPipe {
   std::atomic<int64_t> recomputed{0}, consumed{0};
   std::atomic<bool> stop{false};
-  // Spins until ready() (briefly, then yielding the core: on a loaded machine the other thread may
-  // be descheduled); false when the other thread stopped (SIGINT).
+  std::atomic<uint32_t> changes{0};  // bumped at every publication, to wake a sleeping waiter
+  std::atomic<int> sleepers{0};      // so that a publication makes no system call when none sleeps
+
+  // Waits until ready(): spins a few microseconds (a handoff on an idle machine is that quick), then
+  // sleeps on `changes` (a futex), so that on a loaded machine a waiting thread gives its core to
+  // the thread it waits for instead of spinning it away. false when the other thread stopped.
   template <class F>
   bool wait(F ready) {
-    for (int spins = 0; !ready(); ++spins) {
-      if (stop.load(std::memory_order_acquire)) return false;
-      if (spins > 64) std::this_thread::yield();
+    constexpr int kSpins = 2000;
+    for (int spins = 0; !stop.load() && !ready(); ++spins) {
+      if (spins < kSpins) continue;
+      sleepers.fetch_add(1);
+      const uint32_t seen = changes.load();
+      if (!stop.load() && !ready()) changes.wait(seen);
+      sleepers.fetch_sub(1);
     }
-    return true;
+    return !stop.load();
+  }
+  void publish(std::atomic<int64_t>& counter, int64_t value) {
+    counter.store(value, std::memory_order_release);
+    wake();
+  }
+  void halt() {
+    stop.store(true);
+    wake();
+  }
+
+ private:
+  // Sequentially consistent: a waiter counted in `sleepers` after this bump sees the bump, and
+  // so the publication, before it sleeps.
+  void wake() {
+    changes.fetch_add(1);
+    if (sleepers.load() > 0) changes.notify_all();
   }
 };
 
@@ -564,18 +588,18 @@ void backward_pipelined(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b, int
   if (role == 1) adjoint_begin(a, b, sim.ld, adj);
   for (int64_t j = 0; j < n_seg; ++j) {
     if (interrupt_requested()) {
-      pipe.stop.store(true, std::memory_order_release);
+      pipe.halt();
       return;
     }
     if (role == 0) {
       if (!pipe.wait([&] { return j - pipe.consumed.load(std::memory_order_acquire) < 2; })) return;
       if (j >= 2) outer_segment(a.z, segment_of(j - 2), sim.ld, w[j % 2], G);
       recompute_segment(a, cfg, b, 1, segment_of(j), &sim, &w[j % 2]);
-      pipe.recomputed.store(j + 1, std::memory_order_release);
+      pipe.publish(pipe.recomputed, j + 1);
     } else {
       if (!pipe.wait([&] { return pipe.recomputed.load(std::memory_order_acquire) > j; })) return;
       adjoint_segment(a, cfg, b, 1, segment_of(j), &sim, &w[j % 2], &adj);
-      pipe.consumed.store(j + 1, std::memory_order_release);
+      pipe.publish(pipe.consumed, j + 1);
     }
   }
   if (role == 1) {
