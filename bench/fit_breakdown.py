@@ -1,19 +1,23 @@
-"""Where a fit's wall time goes: kernel forward, kernel backward, losses, optimizer, the rest.
+"""Where a fit's wall time goes: kernel forward, kernel backward, losses, optimizer, intervals, the rest.
 
 Runs ``nmmfit demo`` (the paper's windowed fit of hcp_aal2 subject 0, 20 epochs) in this process
 with timers around the fit loop's parts, and prints one table row per configuration:
 
-    kernel fwd     nmmfit::simulate calls (the op, through ``nmmfit.ops.run_interruptible``)
+    kernel fwd     nmmfit::simulate calls (the op, through ``nmmfit.ops.run_interruptible``) of the
+                   training and the test run
     kernel bwd     nmmfit::simulate_backward calls
     losses         the objective's forward, plus the backward pass outside the kernel (the loss
                    terms' autograd graph and the parameter transforms / coupling-from-gains)
     optimizer      Adam's step and zero_grad
+    intervals      the fit's uncertainty hook (``nmmfit.fit.fitted_uncertainty``: its replicate
+                   simulations and its statistics), printed as "total (of which kernel)"
     rest           everything else between the demo's start and its end (Python per window,
                    the model's forward around the op, history, checkpoints, test run, scores,
                    saving); the process start and ``import nmmfit`` are timed separately
 
-The timers are installed by wrapping module attributes, so the same script measures any version of
-the package (``PYTHONPATH`` pointing at another checkout's ``python/`` with ``python -S``).
+"wall / kernel" counts every kernel call, the intervals' included. The timers are installed by
+wrapping module attributes, so the same script measures any version of the package
+(``PYTHONPATH`` pointing at another checkout's ``python/`` with ``python -S``).
 
 Usage:
     .venv/bin/python bench/fit_breakdown.py --restarts 1 4 --threads 2 [--dump numbers.json]
@@ -30,7 +34,7 @@ import tempfile
 import time
 from collections import defaultdict
 
-COLUMNS = ("kernel fwd", "kernel bwd", "losses", "optimizer", "rest")
+COLUMNS = ("kernel fwd", "kernel bwd", "losses", "optimizer", "intervals", "rest")
 
 
 class Timers:
@@ -39,6 +43,7 @@ class Timers:
 
     def __init__(self):
         self.seconds = defaultdict(float)
+        self.in_intervals = False  # kernel calls made by the uncertainty hook count as intervals
 
     def add(self, part: str, seconds: float):
         self.seconds[part] += seconds
@@ -70,7 +75,7 @@ def install(timers: Timers):
         try:
             return run_op(fn, *args)
         finally:
-            timers.add(part, time.perf_counter() - t0)
+            timers.add("intervals kernel" if timers.in_intervals else part, time.perf_counter() - t0)
 
     ops.run_interruptible = run_interruptible
     Objective.forward = timers.wrap("losses", Objective.forward)
@@ -85,6 +90,19 @@ def install(timers: Timers):
         return adam, lbfgs
 
     fit_pkg.make_optimizer = make_optimizer
+    if hasattr(fit_pkg, "fitted_uncertainty"):  # versions before the intervals have no hook
+        hook = fit_pkg.fitted_uncertainty
+
+        def fitted_uncertainty(*args, **kwargs):
+            timers.in_intervals = True
+            t0 = time.perf_counter()
+            try:
+                return hook(*args, **kwargs)
+            finally:
+                timers.in_intervals = False
+                timers.add("intervals", time.perf_counter() - t0)
+
+        fit_pkg.fitted_uncertainty = fitted_uncertainty
 
 
 def run_demo(restarts: int, epochs: int) -> tuple[dict, dict]:
@@ -103,9 +121,11 @@ def run_demo(restarts: int, epochs: int) -> tuple[dict, dict]:
         res = FitResult.load(out)
     s = timers.seconds
     row = {"kernel fwd": s["kernel fwd"], "kernel bwd": s["kernel bwd"],
-           "losses": s["losses"] + s["backward"] - s["kernel bwd"], "optimizer": s["optimizer"]}
+           "losses": s["losses"] + s["backward"] - s["kernel bwd"], "optimizer": s["optimizer"],
+           "intervals": s["intervals"]}
     row["rest"] = wall - sum(row.values())
-    row.update(wall=wall, kernel=s["kernel fwd"] + s["kernel bwd"])
+    row.update(wall=wall, intervals_kernel=s["intervals kernel"],
+               kernel=s["kernel fwd"] + s["kernel bwd"] + s["intervals kernel"])
     numbers = dict(train_r=rep.train_r, test_r=rep.test_r, heldout_r=rep.heldout_r, fitted=rep.fitted,
                    epoch_loss=np.asarray(res.history["epoch_loss"]).tolist())
     return row, numbers
@@ -127,7 +147,8 @@ def main():
     t_import = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
     row, numbers = run_demo(args.restarts, args.epochs)
-    cells = " | ".join(f"{row[c]:.2f}" for c in COLUMNS)
+    cells = " | ".join(f"{row[c]:.2f}" + (f" ({row['intervals_kernel']:.2f})" if c == "intervals" else "")
+                       for c in COLUMNS)
     print(f"| {args.label} | {args.restarts} | {args.threads} | {t_import:.2f} | {cells} | {row['wall']:.2f} | "
           f"{row['wall'] / row['kernel']:.2f} |")
     print(f"# nmmfit from {nmmfit.__file__}", file=sys.stderr)
