@@ -141,15 +141,6 @@ void matvec_transposed(const T* M, int64_t rows, int64_t ld, const T* x, bool ac
   }
 }
 
-// Forward phase 1: c = W E (- rowsum * E for the Laplacian): c_i = sum_j Wt[j, i] E_j.
-template <class T, class Cfg>
-void coupling(const Cfg& cfg, const SimLocal<T>& sim, const T* E, T* c) {
-  const int64_t ld = sim.ld;
-  matvec_transposed(sim.Wt.data(), sim.N, ld, E, false, c);
-#pragma omp simd
-  for (int64_t i = 0; i < ld; ++i) c[i] = coupling_finish(cfg, c[i], sim.rowsum[i], E[i]);
-}
-
 // The coupling of nb <= kGroup simulations that share W, in one pass over W: c_k = W E_k for each k
 // (E [nb] rows of ld, c [nb] rows of ld). Each W row segment is loaded once for all nb simulations
 // (the single matvec loads all of W, from L2 at N = 100, once per simulation, and those loads bound
@@ -219,7 +210,8 @@ void matvec_group(const T* M, int64_t rows, int64_t ld, const T* const* x, bool 
   }
 }
 
-// out[k] (+)= M^T x[k] for the nb <= kGroup simulations of a group, in one pass over M.
+// out[k] (+)= M^T x[k] for the nb <= kGroup simulations of a group, in one pass over M (one
+// simulation: matvec_transposed, whose wider blocks suit a single vector; the same sums).
 template <class T>
 void matvec_transposed_group(const T* M, int64_t rows, int64_t ld, int nb, const T* const* x, bool accumulate,
                              T* const* out) {
@@ -228,10 +220,12 @@ void matvec_transposed_group(const T* M, int64_t rows, int64_t ld, int nb, const
     case 4: matvec_group<4>(M, rows, ld, x, accumulate, out); break;
     case 3: matvec_group<3>(M, rows, ld, x, accumulate, out); break;
     case 2: matvec_group<2>(M, rows, ld, x, accumulate, out); break;
-    default: matvec_group<1>(M, rows, ld, x, accumulate, out); break;
+    default: matvec_transposed(M, rows, ld, x[0], accumulate, out[0]); break;
   }
 }
 
+// Forward phase 1 of nb <= kGroup simulations sharing W (one pass over W; sims[0] holds it):
+// c_k = W E_k (- rowsum * E_k for the Laplacian), c_k,i = sum_j Wt[j, i] E_k,j.
 template <class T, class Cfg>
 void coupling_group(const Cfg& cfg, const SimLocal<T>& shared, int nb, const T* const* E, T* const* c) {
   const int64_t ld = shared.ld;
@@ -333,8 +327,7 @@ template <class T, class Cfg>
 void step_group(const Sizes& z, const Cfg& cfg, SimLocal<T>* sims, int nb, const int64_t* stream, int64_t t,
                 T* const* c, T* const* xi, T* const* S) {
   const int64_t ld = sims[0].ld;
-  if (nb == 1) coupling(cfg, sims[0], S[0], c[0]);
-  else coupling_group(cfg, sims[0], nb, S, c);
+  coupling_group(cfg, sims[0], nb, S, c);
   for (int k = 0; k < nb; ++k) {
     if (k == 0 || stream[k] != stream[k - 1])
       noise_all(z, static_cast<uint32_t>(stream[k]), t, ld, sims[k].w0.data(), sims[k].w1.data(), xi[k]);
@@ -475,8 +468,7 @@ void adjoint_segment(const BackwardArgs<T>& a, const Cfg& cfg, int64_t b0, int n
                          w[k].xi.data() + i * 2 * ld, gc[k], adj[k]);
     }
     // Phase 2: lambda_E += W^T gc: lambda_E_j += sum_i Wr[i, j] gc_i (the group's in one pass).
-    if (nb == 1) matvec_transposed(sims[0].Wr.data(), N, ld, gc[0], true, L[0]);
-    else matvec_transposed_group(sims[0].Wr.data(), N, ld, nb, gc, true, L);
+    matvec_transposed_group(sims[0].Wr.data(), N, ld, nb, gc, true, L);
   }
   for (int k = 0; k < nb; ++k) {
 #pragma omp simd
