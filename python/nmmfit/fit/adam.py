@@ -56,20 +56,31 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        """One update of every parameter that has a gradient (torch's ``_single_tensor_adam``)."""
+        """One update of every parameter that has a gradient: torch's ``_single_tensor_adam``, each
+        operation applied to all the parameters that share betas and eps at once (a fit has one
+        group per parameter, each with its own lr). ``torch._foreach_*`` loops over the same
+        per-tensor kernels on the CPU, so the numbers are those of one tensor at a time; the step
+        counts are read in one transfer instead of one ``.item()`` per parameter."""
+        buckets: dict = {}
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                s = self._state(p)
-                s["step"] += 1
-                s["exp_avg"].lerp_(p.grad, 1 - beta1)
-                s["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                step = s["step"].item()
-                step_size = lr / (1 - beta1 ** step)
-                denom = (s["exp_avg_sq"].sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
-                p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+                if p.grad is not None:
+                    buckets.setdefault((tuple(group["betas"]), group["eps"]), []).append((p, group["lr"]))
+        for ((beta1, beta2), eps), members in buckets.items():
+            params = [p for p, _ in members]
+            states = [self._state(p) for p in params]
+            grads = [p.grad for p in params]
+            steps, avgs, avg_sqs = ([s[k] for s in states] for k in ("step", "exp_avg", "exp_avg_sq"))
+            torch._foreach_add_(steps, 1)
+            torch._foreach_lerp_(avgs, grads, 1 - beta1)
+            torch._foreach_mul_(avg_sqs, beta2)
+            torch._foreach_addcmul_(avg_sqs, grads, grads, value=1 - beta2)
+            counts = torch.stack(steps).tolist()
+            denoms = torch._foreach_sqrt(avg_sqs)
+            torch._foreach_div_(denoms, [(1 - beta2 ** n) ** 0.5 for n in counts])
+            torch._foreach_add_(denoms, eps)
+            torch._foreach_addcdiv_(params, avgs, denoms,
+                                    [-(lr / (1 - beta1 ** n)) for (_, lr), n in zip(members, counts)])
 
     def state_dict(self) -> dict:
         """torch's layout: ``state`` by parameter index (in group order), ``param_groups`` with the

@@ -1,6 +1,8 @@
 """Functional connectivity: Pearson FC matrices, their lower triangles and correlations."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -16,9 +18,16 @@ def fc_matrix(bold: torch.Tensor) -> torch.Tensor:
 
 def lower_tri(m: torch.Tensor) -> torch.Tensor:
     """Lower triangle (k = -1) of ``[..., N, N]`` -> ``[..., N(N-1)/2]`` (numpy ``tril_indices`` order)."""
-    N = m.shape[-1]
+    return m.flatten(-2).index_select(-1, _lower_tri_flat(m.shape[-1], m.device))
+
+
+@lru_cache(maxsize=None)
+def _lower_tri_flat(N: int, device: torch.device) -> torch.Tensor:
+    """The flat indices ``i N + j`` of the lower triangle, made once per size and device (a fit takes
+    one lower triangle per window; a gather of them is exact, so values and gradients are those of
+    two-index indexing)."""
     i, j = np.tril_indices(N, -1)
-    return m[..., torch.as_tensor(i), torch.as_tensor(j)]
+    return torch.as_tensor(i * N + j, device=device)
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
