@@ -161,3 +161,42 @@ def test_all_finite_falls_back_when_a_finite_sum_overflows():
     big = torch.full((4,), 1e308, dtype=torch.float64)
     assert not bool(torch.isfinite(big.sum()))
     assert all_finite(big, torch.ones(2))
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_last_records_keep_the_last_k_in_order_across_checkpoints(k):
+    """The gains' ring buffer holds what a deque(maxlen=k) of clones held, also after a round trip
+    through a checkpoint at any fill, and reads the list a checkpoint of older versions holds."""
+    from collections import deque
+
+    from nmmfit.fit.history import LastRecords
+
+    g = torch.Generator().manual_seed(k)
+    for n in (1, k, k + 1, 3 * k + 2, 25):
+        ring, want = LastRecords(k), deque(maxlen=k)
+        for i in range(n):
+            t = torch.randn(2, 3, 3, generator=g)
+            ring.append(t)
+            want.append(t.clone())
+            t.zero_()                                  # a record is a copy, not the live tensor
+            if i == n // 2:
+                ring = LastRecords(k, ring.ordered().clone())
+        assert torch.equal(ring.ordered(), torch.stack(list(want)))
+        assert torch.equal(LastRecords(k, list(want)).ordered(), torch.stack(list(want)))
+
+
+def test_checkpoint_writer_writes_in_order_and_reports_a_failed_write(tmp_path):
+    from nmmfit.fit.checkpoint import CheckpointWriter, load_checkpoint
+
+    writer = CheckpointWriter()
+    path = tmp_path / "checkpoint.pt"
+    for epoch in range(3):
+        writer.save(path, dict(epoch=epoch, x=torch.full((1000,), float(epoch))))
+    writer.wait()
+    ck = load_checkpoint(path)
+    assert ck["epoch"] == 2 and torch.equal(ck["x"], torch.full((1000,), 2.0))
+    writer.save(tmp_path / "missing" / "checkpoint.pt", dict(epoch=3))
+    with pytest.raises(FileNotFoundError):
+        writer.wait()
+    writer.wait()                                      # the error is raised once
+    assert load_checkpoint(path)["epoch"] == 2         # the last good checkpoint stays

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointWriter
 from .guards import CHECKPOINT
 from .loop import Callback, Problem, Run
 
@@ -41,21 +41,26 @@ class ProgressBar(Callback):
 
 class Checkpointer(Callback):
     """After every epoch, everything needed to continue exactly: model, objective, optimizers,
-    the run's state and history (:mod:`.checkpoint`: safe to load, hash-checked)."""
+    the run's state and history (:mod:`.checkpoint`: safe to load, hash-checked), written while the
+    next epoch runs and on disk when the fit's epochs end, however they end."""
 
     def __init__(self, problem: Problem, out_dir, fingerprint: str, config: dict, t_train: float):
         self.p, self.path = problem, Path(out_dir) / CHECKPOINT
         self.fingerprint, self.config, self.t_train = fingerprint, config, t_train
+        self.writer = CheckpointWriter()
 
     def on_epoch(self, run: Run, info):
         p = self.p
-        save_checkpoint(self.path, dict(
+        self.writer.save(self.path, dict(
             fingerprint=self.fingerprint, epoch=run.epoch, model=p.model.state_dict(),
             objective=p.objective.state_dict(), optimizer=p.adam.state_dict(),
             lbfgs=None if p.lbfgs is None else p.lbfgs.opt.state_dict(), state=run.state, global_step=run.step,
             history=run.history.state_dict(), last_train_bold=run.last_train_bold,
             elapsed=run.elapsed + time.perf_counter() - self.t_train, config=self.config, x0=run.state0,
             step0=run.step0))
+
+    def on_end(self, run: Run):
+        self.writer.wait()
 
 
 class UserCallback(Callback):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from pathlib import Path
 
 import torch
@@ -21,13 +22,53 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: truncated, corrupted, foreign or unsafe."""
 
 
-def save_checkpoint(path, state: dict) -> Path:
-    """Write ``state`` atomically (a temporary file renamed over ``path``)."""
+def _serialise(state: dict) -> tuple[bytes, bytes]:
+    """``(header, payload)`` of a checkpoint holding ``state``."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    payload = buf.getvalue()
-    header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
-    return atomic_write(path, lambda f: f.write(header + payload))
+    payload = buf.getbuffer()
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n", payload
+
+
+def _write(path, parts: tuple) -> Path:
+    return atomic_write(path, lambda f: [f.write(p) for p in parts])
+
+
+def save_checkpoint(path, state: dict) -> Path:
+    """Write ``state`` atomically (a temporary file renamed over ``path``)."""
+    return _write(path, _serialise(state))
+
+
+class CheckpointWriter:
+    """Checkpoints written in order, each while the next epoch runs: ``save`` serialises ``state``
+    at once (the fit goes on changing its tensors) and leaves the write, fsync and rename, mostly
+    disk time, to a thread. ``wait`` returns when every checkpoint given is on disk and raises the
+    error of a write that failed; ``save`` waits for the previous write first, so at most one is in
+    flight and a failure stops the fit one epoch later at most."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(self, path, state: dict) -> None:
+        parts = _serialise(state)
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(path, parts), name="nmmfit-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self, path, parts) -> None:
+        try:
+            _write(path, parts)
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the fit's thread by wait())
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load_checkpoint(path) -> dict:
@@ -60,4 +101,4 @@ def _reason(exc: Exception) -> str:
     return (refused or lines or [type(exc).__name__])[0].split(". Please use")[0]
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "MAGIC"]
+__all__ = ["save_checkpoint", "CheckpointWriter", "load_checkpoint", "CheckpointError", "MAGIC"]

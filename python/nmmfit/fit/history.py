@@ -1,8 +1,6 @@
 """What a fit records per update and per epoch, and the estimates taken from it."""
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import torch
 
@@ -17,7 +15,7 @@ class History:
     def __init__(self, average_last: int):
         self.updates: dict[str, list] = {"loss": [], "epoch": [], "window": []}
         self.epochs: dict[str, list] = {"epoch_loss": [], "epoch_train_r": [], "epoch_time": []}
-        self.gains: deque = deque(maxlen=average_last)
+        self.gains = LastRecords(average_last)
         self.average_last = average_last
 
     @property
@@ -36,7 +34,7 @@ class History:
         for name, v in objective.hyperparameters().items():
             u.setdefault("hyper." + name, []).append(v.cpu().numpy().copy())
         if model.gains is not None:
-            self.gains.append(model.gains.detach().clone())
+            self.gains.append(model.gains)
 
     def record_epoch(self, loss: np.ndarray, train_r: np.ndarray, seconds: float):
         self.epochs["epoch_loss"].append(loss)
@@ -60,17 +58,51 @@ class History:
                             else model.value(name).detach().cpu().numpy().copy())
         hyper = {key[len("hyper."):]: v[-k:].mean(axis=0) for key, v in arrays.items()
                  if key.startswith("hyper.") and n}
-        gains = torch.stack(list(self.gains)).mean(0) if self.gains else None
+        gains = self.gains.ordered().mean(0) if len(self.gains) else None
         return fitted, hyper, gains
 
     # ---------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
         """Tensors and plain containers only (a checkpoint is loaded with ``weights_only=True``)."""
-        return dict(updates=_to_tensors(self.updates), epochs=_to_tensors(self.epochs), gains=list(self.gains))
+        return dict(updates=_to_tensors(self.updates), epochs=_to_tensors(self.epochs), gains=self.gains.ordered().clone() if len(self.gains) else [])
 
     def load_state_dict(self, state: dict):
         self.updates, self.epochs = _to_numpy(state["updates"]), _to_numpy(state["epochs"])
-        self.gains = deque(state["gains"], maxlen=self.average_last)
+        self.gains = LastRecords(self.average_last, state["gains"])
+
+
+class LastRecords:
+    """The last ``k`` records of a tensor (the gains ``[B, N, N]`` of every update), oldest first, in
+    one ring buffer ``[<= k, ...]`` that grows to k: an update copies into it instead of keeping a
+    clone, and a checkpoint pickles one tensor instead of k. ``records``: a ``[n, ...]`` tensor or a
+    list (checkpoints written before the buffer), oldest first."""
+
+    def __init__(self, k: int, records=None):
+        self.k, self.buf, self.count = k, None, 0
+        if records is not None and len(records):
+            records = torch.stack(list(records)) if isinstance(records, (list, tuple)) else records
+            self.buf = records[-k:].clone()
+            self.count = self.buf.shape[0]
+
+    def __len__(self) -> int:
+        return min(self.count, self.k)
+
+    def append(self, t: torch.Tensor) -> None:
+        t = t.detach()
+        if self.buf is None or self.count == self.buf.shape[0] < self.k:
+            grown = t.new_empty((min(self.k, max(8, 2 * self.count)), *t.shape))
+            if self.buf is not None:
+                grown[:self.count].copy_(self.buf)
+            self.buf = grown
+        self.buf[self.count % self.k].copy_(t)
+        self.count += 1
+
+    def ordered(self) -> torch.Tensor:
+        """``[len, ...]``, oldest first."""
+        if self.count <= self.k:
+            return self.buf[:self.count]
+        start = self.count % self.k
+        return torch.cat([self.buf[start:], self.buf[:start]])
 
 
 def _to_tensors(records: dict) -> dict:

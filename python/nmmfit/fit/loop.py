@@ -88,9 +88,9 @@ def _evaluate(p: Problem, run: Run, emp: torch.Tensor, n_samples: int, where: st
         o = ModelOutput(o.bold[:, cfg.discard_frames:], o.E[:, cut:] if rec else o.E, o.I[:, cut:] if rec else o.I,
                         o.state)
     total, parts = p.objective(LossInput(o.bold, emp, o.E, o.I, model))
-    check_finite(model, total, o.state, where, p.out_dir)
+    check_finite(model, total, o.state, where, p.out_dir, run.epoch)
     total.sum().backward()
-    grads_finite(p.adam, where, p.out_dir)
+    grads_finite(p.adam, where, p.out_dir, run.epoch)
     return total, parts, o
 
 
@@ -120,7 +120,7 @@ def update(p: Problem, run: Run, epoch: int, k: int, windows: int, lr):
     the whole run (from ``state0`` every time with ``resample_noise=False``)."""
     cfg, model = p.cfg, p.model
     where = _where(cfg, epoch, k, windows)
-    params_finite(model, where, p.out_dir)
+    params_finite(model, where, p.out_dir, run.epoch)
     lr.set(run.history.n_updates)
     if cfg.mode == "windowed":
         emp, n_samples = p.data[:, k * cfg.window:(k + 1) * cfg.window], cfg.window
