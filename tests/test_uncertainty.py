@@ -250,3 +250,41 @@ def test_data_the_model_cannot_reproduce_keep_the_fitted_centre_and_say_so():
     with pytest.warns(UncertaintyWarning, match="does not reproduce the data"):
         u = laplace_uncertainty(est, 3.0 * data + 1.0, model_units=True, **SETTINGS)    # far from the model
     assert u.misfit[0] > 3 and np.array_equal(u.estimate, u.fitted)
+
+
+def test_intervals_for_some_models_are_theirs_in_the_batch_and_the_others_are_left_out(tmp_path):
+    """``models=``: the rows computed are those of a computation for every model (to float64
+    rounding: batched linear algebra), the others NaN, skipped by the table and named in the
+    summary; ``best_of`` (a subject's restarts) picks each group's best by train FC r."""
+    data = torch.cat([_data(100), _data(100, seed=5, sigma_out=0.03), _data(100, seed=6, g=90.0)])   # [3, T, N]
+    est = RWW(_sc(), batch=3, fit=FIT, init={**TRUTH, "sigma_out": torch.tensor([0.02, 0.03, 0.02])},
+              fit_gains=False, seed=1, backend=BACKEND)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        full = laplace_uncertainty(est, data, model_units=True, **SETTINGS)
+        some = laplace_uncertainty(est, data, model_units=True, models=[2, 0], **SETTINGS)
+    assert some.models == [2, 0] and some.computed(0) and not some.computed(1)
+    for k in ("estimate", "se", "lower", "upper", "correlation", "misfit"):
+        a, b = np.asarray(getattr(full, k)), np.asarray(getattr(some, k))
+        np.testing.assert_allclose(b[[0, 2]], a[[0, 2]], rtol=1e-9, err_msg=k)
+        assert np.all(np.isnan(b[1])), k
+    assert some.directions[1] == [] and [d["label"] for d in some.directions[2]] == [d["label"] for d in full.directions[2]]
+    assert {r["model"] for r in some.table()} == {0, 2}
+    assert "no intervals for model 1" in some.summary(1) and "90% [" in some.summary(2)
+    from nmmfit.fit.uncertainty import Uncertainty
+    assert Uncertainty.from_dict(some.to_dict()).models == [2, 0]
+    with pytest.raises(ValueError, match="models"):
+        laplace_uncertainty(est, data, models=[0, 0], **SETTINGS)
+    with pytest.raises(ValueError, match="models"):
+        laplace_uncertainty(est, data, models=[3], **SETTINGS)
+
+    bold = torch.cat([data, data[:1]])[:, :, :].float().numpy()                              # [4, T, N]: 2 x 2 restarts
+    model = RWW(_sc(), batch=4, fit=FIT, init=TRUTH, fit_gains=False, seed=1, backend=BACKEND)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        res = fit(model, bold, epochs=1, window=20, test=False, scale="none", out_dir=tmp_path,
+                  uncertainty=dict(SETTINGS, best_of=2))
+    assert res.uncertainty.models == [res.best(slice(0, 2)), res.best(slice(2, 4))]
+    with pytest.raises(ValueError, match="best_of=3"):
+        fit(RWW(_sc(), batch=4, fit=FIT, init=TRUTH, fit_gains=False, seed=1, backend=BACKEND), bold, epochs=1,
+            window=20, test=False, scale="none", uncertainty=dict(SETTINGS, best_of=3))

@@ -68,6 +68,15 @@ def _batched_init(inits: list, R: int) -> dict:
     return {k: torch.cat([rows(i[k]) for i in inits]) for k in inits[0]} if inits[0] else {}
 
 
+def _of_the_best_restart(uncertainty, restarts: int):
+    """The fit's ``uncertainty=`` settings for a subject fitted with ``restarts``: intervals for the
+    reported restart only (the others are discarded fits: simulating their replicates would cost
+    the time of theirs)."""
+    if not uncertainty:
+        return uncertainty
+    return {**(uncertainty if isinstance(uncertainty, dict) else {}), "best_of": restarts}
+
+
 def _fit_batch(out, sc, bold, keys, *, tr, heldout, group_fc, restarts: int, scheme, fit, regional, gains, sigma,
                init, g_mean, seed, backend, dtype, sc_preprocess, resume, overwrite, progress, **fit_settings):
     """Fit the models of ``keys`` (per subject: ``(init_seed, streams [R])``, or ``(seed, None)``
@@ -122,7 +131,7 @@ def fit_subject(out, *, dataset: str | None = "hcp_aal2", subject=0, sc_path=Non
                      sc_preprocess=sc_preprocess, resume=resume, overwrite=overwrite, progress=progress, mode=mode,
                      epochs=epochs,
                      window=window, lr=lr, lr_scale=lr_scale or {}, stage_epochs=stage_epochs, test_windows=test_windows,
-                     average_last=average_last, uncertainty=uncertainty)
+                     average_last=average_last, uncertainty=_of_the_best_restart(uncertainty, restarts))
     res.extra.update(dataset=subj.name, subject=subj.subject, tr=subj.tr, n_frames=int(len(bold)), protocol=protocol,
                      labels=None if subj.labels is None else list(subj.labels))
     res.save(out)
@@ -183,7 +192,7 @@ def _per_subject(res, ids: list, R: int) -> list:
     """Each subject's reported model: its best restart by train FC r (the test run only evaluates)."""
     rows = []
     for s, sid in enumerate(ids):
-        b = s * R + (int(np.nanargmax(res.train_r[s * R:(s + 1) * R])) if res.train_r is not None else 0)
+        b = res.best(slice(s * R, (s + 1) * R))
         rows.append(dict(subject=sid, best_restart=b - s * R, index=b,
                          train_r=float(res.train_r[b]) if res.train_r is not None else None,
                          test_r=float(res.test_r[b]) if res.test_r is not None else None,

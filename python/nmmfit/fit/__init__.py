@@ -60,7 +60,7 @@ from .loop import Callback, Problem, Run, train
 from .optim import CosineLR, make_optimizer
 from .result import FitResult
 from .stages import fit_stages
-from .uncertainty import Uncertainty, UncertaintyWarning, fitted_uncertainty
+from .uncertainty import Uncertainty, UncertaintyWarning, check_settings, fitted_uncertainty
 
 
 def _fingerprint(cfg: FitConfig, model, data: torch.Tensor, n_params: int) -> str:
@@ -156,7 +156,7 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         callbacks: more :class:`.loop.Callback` objects.
         progress: a progress bar on stderr (off by default in the API; the CLI turns it on).
         uncertainty: ``True`` or a dict of :func:`nmmfit.fit.uncertainty.laplace_uncertainty`
-            settings: intervals for the fitted global parameters at the estimate
+            settings (and ``best_of``: :func:`nmmfit.fit.uncertainty.fitted_uncertainty`): intervals for the fitted global parameters at the estimate
             (``result.uncertainty``, saved with the result) and, for a model with SC gains, the
             test FC r with the gains reset (``result.extra["test_r_gains_reset"]``): what they carry.
     """
@@ -169,6 +169,7 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         raise TypeError(f"fit: give config= or settings as keywords, not both (got {sorted(settings)})")
     cfg = config if config is not None else FitConfig(**settings)
     resume, overwrite = check_bool("resume", resume), check_bool("overwrite", overwrite)
+    check_settings(uncertainty, model.B)
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     data = prepare_bold(bold, model, scale=cfg.scale, layout=cfg.layout)          # [B, T, N]
@@ -211,7 +212,7 @@ def fit(model, bold, *, objective: Objective | None = None, config: FitConfig | 
         if uncertainty and est.gains is not None:
             result.extra["test_r_gains_reset"] = test_r_without_gains(est, data, **test_kw)
     score_heldout(result, model, held, group)
-    result.uncertainty = fitted_uncertainty(est, data, cfg, uncertainty)
+    result.uncertainty = fitted_uncertainty(est, data, cfg, uncertainty, result)
     result.wall_time = run.elapsed + time.perf_counter() - t_start
     if out_dir is not None and save_result:
         result.save(out_dir)

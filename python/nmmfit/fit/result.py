@@ -163,12 +163,14 @@ class FitResult:
                          f"{float(np.asarray(self.extra['test_r_gains_reset'])[b]):.3f} with the gains reset")
         return lines + ([] if self.uncertainty is None else self.uncertainty.summary(b).splitlines())
 
-    def best(self) -> int:
-        """Index of the model with the highest train FC r (else the lowest final loss). Chosen on
-        the training fit only: the test run is an evaluation, selecting on it would bias it up."""
+    def best(self, among=slice(None)) -> int:
+        """Index of the model (of ``among``, a slice or index list over the B models: e.g. one
+        subject's restarts) with the highest train FC r, else the lowest final loss. Chosen on the
+        training fit only: the test run is an evaluation, selecting on it would bias it up."""
+        idx = np.arange(int(self.config["B"]))[among].reshape(-1)
         if self.train_r is not None:
-            return int(np.nanargmax(self.train_r))
-        return int(np.nanargmin(self.history["loss"][-1]))
+            return int(idx[np.nanargmax(np.asarray(self.train_r)[idx])])
+        return int(idx[np.nanargmin(np.asarray(self.history["loss"][-1])[idx])])
 
     def select(self, models) -> "FitResult":
         """The models ``models`` (a slice or index list over the B models) as a result of their own:

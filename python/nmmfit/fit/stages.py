@@ -25,6 +25,7 @@ from ..sc import gains_from_fc
 from ..stats.baselines import shrinkage_fc, shrinkage_weight
 from ..stats.fc import fc_matrix
 from .result import FitResult
+from .uncertainty import check_settings
 
 
 def _bold_batch(bold, B: int) -> np.ndarray:
@@ -136,7 +137,7 @@ def fit_stages(model, bold, *, stages=None, group_fc=None, heldout=None, out_dir
 
     stages = tuple(model.scheme.stages if stages is None else stages)
     test = fit_kw.pop("test", True)
-    uncertainty = fit_kw.pop("uncertainty", False)            # of the final fit only
+    uncertainty = check_settings(fit_kw.pop("uncertainty", False), model.B)            # of the final fit only
     if uncertainty and stages and stages[-1].frames is not None:
         # data repeated along time would count as independent frames: intervals too narrow
         warnings.warn(f"uncertainty: skipped, the final stage {stages[-1].name!r} repeats the data to "

@@ -75,7 +75,9 @@ class Uncertainty:
     discrepancy of the data from the estimate per statistic, ``D / K`` (~1 when the model
     reproduces the data's statistics within their noise); precision ``[B, K, K]``: the inverse
     covariance of the statistic over the data's length (not inflated); level: nominal coverage;
-    settings, wall_time; profile: name -> profile-likelihood interval (:mod:`nmmfit.fit.profile`).
+    settings, wall_time; profile: name -> profile-likelihood interval (:mod:`nmmfit.fit.profile`);
+    models: the models the intervals were computed for (None: all B; the other rows are NaN, e.g.
+    restarts that were not the best of their group).
     """
     names: list
     estimate: np.ndarray
@@ -94,6 +96,31 @@ class Uncertainty:
     settings: dict = field(default_factory=dict)
     wall_time: float = 0.0
     profile: dict = field(default_factory=dict)
+    models: list | None = None
+
+    def computed(self, b: int) -> bool:
+        return self.models is None or b in self.models
+
+    def expanded(self, models: list, B: int) -> "Uncertainty":
+        """This result for the models ``models`` (its rows, in order) as rows of B models, NaN
+        (and no directions or warnings) in the others."""
+        def rows(a):
+            if a is None:
+                return None
+            full = np.full((B, *np.shape(a)[1:]), np.nan)
+            full[models] = a
+            return full
+
+        def entries(v):
+            full = [[] for _ in range(B)]
+            for b, x in zip(models, v):
+                full[b] = x
+            return full
+
+        arrays = ("estimate", "se", "lower", "upper", "correlation", "information", "misfit", "precision", "fitted")
+        return Uncertainty(**{**self.__dict__, **{k: rows(getattr(self, k)) for k in arrays},
+                              "directions": entries(self.directions), "warnings": entries(self.warnings),
+                              "models": list(models)})
 
     def covers(self, truth: dict) -> np.ndarray:
         """``[B, P]`` bool: each interval contains ``truth[name]`` (False where an interval is NaN)."""
@@ -104,10 +131,12 @@ class Uncertainty:
         """Tidy rows ``model, parameter, estimate, se, lower, upper`` (``uncertainty.csv``)."""
         return [dict(model=b, parameter=n, estimate=float(self.estimate[b, i]), se=float(self.se[b, i]),
                      lower=float(self.lower[b, i]), upper=float(self.upper[b, i]))
-                for b in range(self.estimate.shape[0]) for i, n in enumerate(self.names)]
+                for b in range(self.estimate.shape[0]) if self.computed(b) for i, n in enumerate(self.names)]
 
     def summary(self, b: int = 0) -> str:
         """Model ``b``'s intervals, identified directions and warnings, one per line."""
+        if not self.computed(b):
+            return f"  no intervals for model {b}: computed for models {self.models} (the best of each group of restarts)"
         pct = int(round(100 * self.level))
         fitted = self.estimate if self.fitted is None else self.fitted
         lines = [f"  {n}: {self.estimate[b, i]:.4g} (fit {fitted[b, i]:.4g})  {pct}% [{self.lower[b, i]:.4g}, "
@@ -123,7 +152,8 @@ class Uncertainty:
                     warnings=self.warnings, statistic=self.statistic, misfit=self.misfit, precision=self.precision,
                     fitted=self.fitted,
                     level=self.level,
-                    settings=self.settings, wall_time=self.wall_time, profile=self.profile)
+                    settings=self.settings, wall_time=self.wall_time, profile=self.profile,
+                    **({} if self.models is None else {"models": self.models}))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
@@ -207,6 +237,29 @@ def identifiability(names, info_rel: np.ndarray, z: float) -> list:
 
 
 # ---------------------------------------------------------------------------- simulation
+class _ModelRows:
+    """Models ``idx`` of a batched model, as the code below reads a model: its coupling, values and
+    batch size are those rows; everything else (scheme, transforms, settings) is the model's. A
+    simulation's numbers do not depend on the batch it runs in, so each row's intervals are those a
+    computation for all B models gives."""
+
+    def __init__(self, model, idx: list):
+        self._model, self._idx, self.B = model, torch.as_tensor(idx), len(idx)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def coupling(self) -> torch.Tensor:
+        W = self._model.coupling()
+        return W[self._idx] if W.dim() == 3 else W
+
+    def value(self, name: str) -> torch.Tensor:
+        return self._model.value(name)[self._idx]
+
+    def values(self) -> dict:
+        return {n: v[self._idx] for n, v in self._model.values().items()}
+
+
 def _replicates(est, points: dict, streams: torch.Tensor, frames: int, burn_in: int, seed: int) -> torch.Tensor:
     """BOLD ``[B, M, frames, N]``: model b of ``est`` (its coupling and values) re-simulated M times,
     with ``points`` (name -> natural values ``[B, M]``) replacing its values and replicate m drawing
@@ -285,7 +338,7 @@ def _settings(names, replicates, jacobian_replicates, rel_step, frames, sim_fram
 def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: bool = False, replicates: int = 40,
                         jacobian_replicates: int = 4, rel_step: float = 0.02, sim_frames: int | None = None,
                         burn_in: int = 40, level: float = 0.9, seed: int = 0, fc_modes: int = 3,
-                        region_modes: int = 1) -> Uncertainty:
+                        region_modes: int = 1, models=None) -> Uncertainty:
     """Intervals for ``est``'s global parameters ``names`` (default: its fitted global ones) from the
     data ``data # [B, T, N]`` it was fitted to (as the fit saw it: scaled), by the synthetic-likelihood
     Fisher information (module docstring).
@@ -295,7 +348,9 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     simulation the estimate was fitted against (None: a fit to the data's own statistics, no
     inflation); ``model_units``: the data are in the model's units (level and amplitude count);
     ``burn_in`` frames are simulated and dropped before each replicate; ``fc_modes``,
-    ``region_modes``: the statistic's size (:meth:`BoldStatistic.for_coupling`)."""
+    ``region_modes``: the statistic's size (:meth:`BoldStatistic.for_coupling`); ``models``: indices
+    of the B models to compute for (None: all), e.g. the best of each group of restarts; the others'
+    rows are NaN."""
     t0 = time.perf_counter()
     names = [n for n in (est.fitted if names is None else check_names("names", names, est.fitted, "fitted names"))
              if n not in est.regional]
@@ -305,6 +360,12 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     B, T, N = data.shape
     if B != est.B or N != est.N:
         raise ValueError(f"data: expected shape [B={est.B}, T, N={est.N}] (the model's), got {list(data.shape)}")
+    B_all, labels = B, list(range(B))
+    if models is not None:
+        labels = [check_int("models", b, 0, B - 1) for b in models]
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"models: expected distinct indices of the B={B} models, got {models!r}")
+        est, data, B = _ModelRows(est, labels), data[labels], len(labels)
     cfg = dict(_settings(names, replicates, jacobian_replicates, rel_step, T, sim_frames, burn_in, level, seed),
                model_units=bool(model_units), fc_modes=fc_modes, region_modes=region_modes)
     with torch.no_grad():
@@ -324,16 +385,15 @@ def laplace_uncertainty(est, data: torch.Tensor, *, names=None, model_units: boo
     score = (jac.mean(1).transpose(-1, -2) @ inflated @ gap[:, :, None])[..., 0].numpy()   # [B, P]
     local = (misfit.numpy() <= MISFIT_LIMIT)[:, None]                                      # [B, 1]
     center = torch.where(torch.as_tensor(local), _one_step(est, names, value, info, score), value)
-    out = _assemble(est, names, center, info, normal_quantile(level))
+    out = _assemble(est, names, center, info, normal_quantile(level), labels)
     for b in np.flatnonzero(~local[:, 0]):
         note = (f"the model does not reproduce the data's statistics (misfit D/K {float(misfit[b]):.3g} > "
                 f"{MISFIT_LIMIT:g}): intervals are centred on the fitted values and hold only if the model is right")
         out["warnings"][b].append(note)
-        warnings.warn(f"uncertainty (model {b}): {note}", UncertaintyWarning, stacklevel=2)
-    return Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), precision=precision.numpy(),
-                       fitted=value.numpy(),
-                       level=cfg["level"], settings=cfg,
-                       wall_time=time.perf_counter() - t0, **out)
+        warnings.warn(f"uncertainty (model {labels[b]}): {note}", UncertaintyWarning, stacklevel=2)
+    unc = Uncertainty(names=names, statistic=stat.names, misfit=misfit.numpy(), precision=precision.numpy(),
+                      fitted=value.numpy(), level=cfg["level"], settings=cfg, wall_time=time.perf_counter() - t0, **out)
+    return unc if models is None else unc.expanded(labels, B_all)
 
 
 def scoring_step(info: np.ndarray, score: np.ndarray, scale: np.ndarray, *, max_half_width: float = 0.5,
@@ -365,10 +425,11 @@ def _one_step(est, names, value: torch.Tensor, info: np.ndarray, score: np.ndarr
     return torch.where(_at_floor(est, names, moved) | _at_floor(est, names, value), value, moved)
 
 
-def _assemble(est, names, value: torch.Tensor, info: np.ndarray, z: float) -> dict:
+def _assemble(est, names, value: torch.Tensor, info: np.ndarray, z: float, labels: list | None = None) -> dict:
     """Standard errors, intervals, correlations, directions and warnings from the natural-unit
-    information ``info # [B, P, P]`` at ``value # [B, P]``."""
+    information ``info # [B, P, P]`` at ``value # [B, P]`` (row b is model ``labels[b]``, default b)."""
     B, P = value.shape
+    labels = list(range(B)) if labels is None else labels
     raw, slope = _transform_slopes(est, names, value)
     scale = value.abs().clamp_min(1e-12).numpy()                                      # relative units
     se, corr, dirs, notes = np.empty((B, P)), np.empty((B, P, P)), [], []
@@ -386,7 +447,7 @@ def _assemble(est, names, value: torch.Tensor, info: np.ndarray, z: float) -> di
     lower, upper = _natural_interval(est, names, raw, z * se_raw)
     for b, w in enumerate(notes):
         for text in w:
-            warnings.warn(f"uncertainty (model {b}): {text}", UncertaintyWarning, stacklevel=3)
+            warnings.warn(f"uncertainty (model {labels[b]}): {text}", UncertaintyWarning, stacklevel=3)
     return dict(estimate=value.numpy(), se=se, lower=lower, upper=upper, correlation=corr, information=info,
                 directions=dirs, warnings=notes)
 
@@ -404,16 +465,32 @@ def _notes(names, se: np.ndarray, slope: np.ndarray, directions: list) -> list:
     return notes
 
 
-def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | None:
-    """The ``uncertainty=`` hook of :func:`nmmfit.fit`: ``settings`` False/None (none), True
-    (defaults) or a dict of :func:`laplace_uncertainty` keywords; the fit's configuration ``cfg``
+def check_settings(settings, B: int):
+    """The ``uncertainty=`` argument of :func:`nmmfit.fit`, checked before the fit starts (a
+    mistake found after training would cost the fit): False/None, True or a dict of
+    :func:`laplace_uncertainty` keywords and ``best_of`` (dividing the B models)."""
+    if settings is None or settings is False or settings is True:
+        return settings
+    if not isinstance(settings, dict):
+        raise TypeError(f"uncertainty: expected True, False or a dict of laplace_uncertainty settings, got {settings!r}")
+    best_of = check_int("uncertainty best_of", settings.get("best_of", 1), 1)
+    if B % best_of:
+        raise ValueError(f"uncertainty: best_of={best_of} must divide the B={B} models (groups of restarts)")
+    return settings
+
+
+def fitted_uncertainty(est, data: torch.Tensor, cfg, settings, result=None) -> Uncertainty | None:
+    """The ``uncertainty=`` hook of :func:`nmmfit.fit`: ``settings`` (:func:`check_settings`)
+    False/None (none), True (defaults) or a dict of :func:`laplace_uncertainty` keywords, and
+    ``best_of``: R > 1 for B models that are groups of R restarts (consecutive), to compute for the
+    best of each group only (``result.best``'s choice, on the training fit), not for the fits that
+    are discarded. The fit's configuration ``cfg``
     says whether the data are in model units and how long the simulation it was fitted against was
     (full mode: ``sim_frames - discard_frames``; windowed: the data's length). SC gains and
     regional parameters are held at their fitted values: the intervals are conditional on them."""
+    settings = check_settings(settings, est.B)
     if settings is None or settings is False:
         return None
-    if not (settings is True or isinstance(settings, dict)):
-        raise TypeError(f"uncertainty: expected True, False or a dict of laplace_uncertainty settings, got {settings!r}")
     if all(n in est.regional for n in est.fitted):
         warnings.warn("uncertainty: every fitted parameter is regional; intervals cover global parameters only",
                       UncertaintyWarning, stacklevel=3)
@@ -421,6 +498,9 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings) -> Uncertainty | 
     kw = dict(model_units=cfg.scale == "none", seed=cfg.seed,
               sim_frames=(cfg.sim_frames or data.shape[1]) - cfg.discard_frames if cfg.mode == "full" else data.shape[1])
     kw.update(settings if isinstance(settings, dict) else {})
+    best_of = kw.pop("best_of", 1)
+    if best_of > 1:
+        kw["models"] = [result.best(slice(g, g + best_of)) for g in range(0, est.B, best_of)]
     return laplace_uncertainty(est, data, **kw)
 
 
