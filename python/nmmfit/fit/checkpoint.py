@@ -22,16 +22,17 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: truncated, corrupted, foreign or unsafe."""
 
 
-def _serialise(state: dict) -> tuple[bytes, bytes]:
-    """``(header, payload)`` of a checkpoint holding ``state``."""
+def _serialise(state: dict) -> memoryview:
+    """The payload of a checkpoint holding ``state``."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    payload = buf.getbuffer()
-    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n", payload
+    return buf.getbuffer()
 
 
-def _write(path, parts: tuple) -> Path:
-    return atomic_write(path, lambda f: [f.write(p) for p in parts])
+def _write(path, payload: memoryview) -> Path:
+    """The header (magic, the payload's SHA-256) and the payload, written atomically."""
+    header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+    return atomic_write(path, lambda f: (f.write(header), f.write(payload)))
 
 
 def save_checkpoint(path, state: dict) -> Path:
@@ -41,24 +42,25 @@ def save_checkpoint(path, state: dict) -> Path:
 
 class CheckpointWriter:
     """Checkpoints written in order, each while the next epoch runs: ``save`` serialises ``state``
-    at once (the fit goes on changing its tensors) and leaves the write, fsync and rename, mostly
-    disk time, to a thread. ``wait`` returns when every checkpoint given is on disk and raises the
-    error of a write that failed; ``save`` waits for the previous write first, so at most one is in
-    flight and a failure stops the fit one epoch later at most."""
+    at once (the fit goes on changing its tensors) and leaves the hash (which releases the GIL),
+    the write, fsync and rename, mostly disk time, to a thread. ``wait`` returns when every
+    checkpoint given is on disk and raises the error of a write that failed; ``save`` waits for the
+    previous write first, so at most one is in flight and a failure stops the fit one epoch later
+    at most."""
 
     def __init__(self):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def save(self, path, state: dict) -> None:
-        parts = _serialise(state)
+        payload = _serialise(state)
         self.wait()
-        self._thread = threading.Thread(target=self._run, args=(path, parts), name="nmmfit-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(path, payload), name="nmmfit-checkpoint", daemon=True)
         self._thread.start()
 
-    def _run(self, path, parts) -> None:
+    def _run(self, path, payload) -> None:
         try:
-            _write(path, parts)
+            _write(path, payload)
         except BaseException as exc:  # noqa: BLE001  (re-raised in the fit's thread by wait())
             self._error = exc
 

@@ -22,7 +22,10 @@ class History:
     def n_updates(self) -> int:
         return len(self.updates["loss"])
 
+    @torch.no_grad()
     def record_update(self, epoch: int, window: int, loss: np.ndarray, parts: dict, model, objective):
+        """The update's loss, its terms, the parameters after the step and the hyper-parameters
+        (values only: no autograd graph is recorded for them)."""
         u = self.updates
         u["loss"].append(loss)
         u["epoch"].append(epoch)
