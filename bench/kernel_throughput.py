@@ -107,9 +107,9 @@ def main():
                            cubnm_fp64=cubnm_forward(py, B, args.steps, threads, sc_path) if py else None)
                 rows.append(row)
                 cub = row["cubnm_fp64"]
-                print(f"| {threads} | {B} | {row['fp32']:.3g} | {row['fp64']:.3g} | "
-                      + f"{row['fp64_one_stream']:.3g} | "
-                + (f"{cub:.3g} | {row['fp64'] / cub:.1f}x | {row['fp64_one_stream'] / cub:.1f}x" if cub else "- | - | -")
+                print(f"| {threads} | {B} | {row['fp32']:.3g} | {row['fp64']:.3g} | {row['fp64_one_stream']:.3g} | "
+                      + (f"{cub:.3g} | {row['fp64'] / cub:.1f}x | {row['fp64_one_stream'] / cub:.1f}x" if cub
+                         else "- | - | -")
                       + f" | {row['grad_ratio']:.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._validate import all_finite
 from ..rng import derive_seed
 from ..stats.baselines import fc_baselines, subject_specific_r, tri_r
 from ..stats.fc import fc_matrix, fc_r
@@ -24,7 +25,7 @@ def simulate_test(model, *, n_windows: int = 120, window: int = 20, burn_in_wind
     for k in range(burn_in_windows + n_windows):
         out = model(window, state, step_offset=step, seed=seed)
         state, step = out.state, step + window * sps
-        if not bool(torch.isfinite(out.bold).all()):
+        if not all_finite(out.bold):
             raise FitDivergedError(f"test run: the simulation gave non-finite BOLD in window {k + 1}; "
                                    f"the fitted parameters leave the model unstable")
         if k >= burn_in_windows:

@@ -67,7 +67,7 @@ class History:
     # ---------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
         """Tensors and plain containers only (a checkpoint is loaded with ``weights_only=True``)."""
-        return dict(updates=_to_tensors(self.updates), epochs=_to_tensors(self.epochs), gains=self.gains.ordered().clone() if len(self.gains) else [])
+        return dict(updates=_to_tensors(self.updates), epochs=_to_tensors(self.epochs), gains=self.gains.snapshot())
 
     def load_state_dict(self, state: dict):
         self.updates, self.epochs = _to_numpy(state["updates"]), _to_numpy(state["epochs"])
@@ -101,11 +101,19 @@ class LastRecords:
         self.count += 1
 
     def ordered(self) -> torch.Tensor:
-        """``[len, ...]``, oldest first."""
+        """``[len, ...]``, oldest first (a view of the buffer until it has wrapped)."""
         if self.count <= self.k:
             return self.buf[:self.count]
         start = self.count % self.k
         return torch.cat([self.buf[start:], self.buf[:start]])
+
+    def snapshot(self):
+        """The records as one tensor of their own (what a checkpoint holds: a view would pickle
+        the whole buffer), or ``[]`` when there are none."""
+        if not len(self):
+            return []
+        records = self.ordered()
+        return records.clone() if self.count <= self.k else records
 
 
 def _to_tensors(records: dict) -> dict:

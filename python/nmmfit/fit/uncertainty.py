@@ -36,7 +36,7 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from .._validate import check_float, check_int, check_names, check_tensor
+from .._validate import all_finite, check_float, check_int, check_names, check_tensor
 from ..rng import derive_seed
 from ..stats.summary import BoldStatistic
 
@@ -279,7 +279,7 @@ def _replicates(est, points: dict, streams: torch.Tensor, frames: int, burn_in: 
               seed=seed, stream=streams.repeat(B), backend=est.backend, dtype=est.dtype_)
     with torch.no_grad():
         bold = rep(burn_in + frames, rep.initial_state(seed=seed), 0).bold[:, burn_in:]
-    if not bool(torch.isfinite(bold).all()):
+    if not all_finite(bold):
         warnings.warn("uncertainty: some replicate simulations gave non-finite BOLD; the affected intervals are NaN",
                       UncertaintyWarning, stacklevel=3)
     return bold.reshape(B, M, frames, est.N)
@@ -500,6 +500,8 @@ def fitted_uncertainty(est, data: torch.Tensor, cfg, settings, result=None) -> U
     kw.update(settings if isinstance(settings, dict) else {})
     best_of = kw.pop("best_of", 1)
     if best_of > 1:
+        if result is None:
+            raise ValueError(f"uncertainty: best_of={best_of} chooses restarts by the fit's result; pass result=")
         kw["models"] = [result.best(slice(g, g + best_of)) for g in range(0, est.B, best_of)]
     return laplace_uncertainty(est, data, **kw)
 
